@@ -1,0 +1,160 @@
+"""Redis cache for query embeddings and search responses, in this service's namespace.
+
+Every failure degrades to "no cache": the caller gets ``None`` and the search
+runs uncached. Ingestion bumps a generation number that is part of every
+search-response key, so responses computed before new documents landed are
+never served again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import redis
+
+from vector_search.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def redis_url(settings: Settings) -> str:
+    """REDIS_URL with REDIS_PASSWORD put in, if one is set."""
+    if not settings.redis_password or settings.redis_url.startswith("unix"):
+        return settings.redis_url
+    parts = urlsplit(settings.redis_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f":{quote(settings.redis_password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        redis_url(settings),
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
+
+
+def digest(payload: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+class Cache:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        record: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._ns = settings.cache_namespace
+        self._enabled = settings.cache_enabled
+        self._search_ttl = settings.cache_search_ttl
+        self._embedding_ttl = settings.cache_embedding_ttl
+        self._record = record or (lambda cache, result: None)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._ns, *parts))
+
+    def _get_json(self, key: str, kind: str) -> Any | None:
+        if not self._enabled:
+            return None
+        try:
+            raw = self._client.get(key)
+        except redis.RedisError as exc:
+            log.warning("cache read failed", extra={"error": type(exc).__name__})
+            self._record(kind, "error")
+            return None
+        self._record(kind, "miss" if raw is None else "hit")
+        return None if raw is None else json.loads(raw)
+
+    def _set_json(self, key: str, value: Any, ttl: int) -> None:
+        if not self._enabled:
+            return
+        try:
+            self._client.set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
+        except redis.RedisError as exc:
+            log.warning("cache write failed", extra={"error": type(exc).__name__})
+
+    # -- query embeddings -----------------------------------------------------
+    def embedding_key(self, model: str, text: str) -> str:
+        return self._key("emb", digest([model, text]))
+
+    def get_embedding(self, model: str, text: str) -> list[float] | None:
+        value = self._get_json(self.embedding_key(model, text), "embedding")
+        return value if isinstance(value, list) else None
+
+    def set_embedding(self, model: str, text: str, vector: list[float]) -> None:
+        self._set_json(self.embedding_key(model, text), vector, self._embedding_ttl)
+
+    # -- search responses -----------------------------------------------------
+    def generation(self) -> int | None:
+        """The corpus generation, or None when Redis cannot be read."""
+        try:
+            raw = self._client.get(self._key("generation"))
+        except redis.RedisError:
+            return None
+        return int(raw) if raw is not None else 0
+
+    def search_key(self, generation: int, request_digest: str) -> str:
+        return self._key("search", str(generation), request_digest)
+
+    def get_search(self, generation: int, request_digest: str) -> dict[str, Any] | None:
+        value = self._get_json(self.search_key(generation, request_digest), "search")
+        return value if isinstance(value, dict) else None
+
+    def set_search(
+        self, generation: int, request_digest: str, response: dict[str, Any]
+    ) -> None:
+        self._set_json(
+            self.search_key(generation, request_digest), response, self._search_ttl
+        )
+
+    def bump_generation(self) -> int:
+        """Called after ingestion changes the corpus; raises redis.RedisError if Redis is down."""
+        return int(self._client.incr(self._key("generation")))
+
+    def clear(self) -> int:
+        """Delete this namespace's cached embeddings and responses (never FLUSHDB)."""
+        deleted = 0
+        for pattern in (self._key("search", "*"), self._key("emb", "*")):
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=pattern, count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    deleted += int(self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += int(self._client.unlink(*batch))
+        self.bump_generation()
+        return deleted
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
+    def info(self) -> dict[str, Any]:
+        info = self._client.info()
+        return {
+            "used_memory": info.get("used_memory_human", "unknown"),
+            "connected_clients": info.get("connected_clients", 0),
+            "keyspace_hits": info.get("keyspace_hits", 0),
+            "keyspace_misses": info.get("keyspace_misses", 0),
+        }

@@ -1,0 +1,267 @@
+"""The ``vector-search`` command: serve, migrate, ingest, keys, check, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vector_search import __version__
+from vector_search.config import ConfigError, Settings, example_env_file, load_settings
+from vector_search.errors import DependencyUnavailable, EmbedderError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(env_file=args.env_file)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from vector_search.logging_setup import configure_logging
+    from vector_search.web.app import create_app
+
+    overrides = {"PORT": str(args.port)} if args.port else {}
+    if args.host:
+        overrides["HOST"] = args.host
+    settings = load_settings(env_file=args.env_file, overrides=overrides)
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "threads": settings.threads,
+        "connection_limit": settings.connection_limit,
+        "channel_timeout": settings.channel_timeout,
+        "ident": f"vector-search/{__version__}",
+        "clear_untrusted_proxy_headers": True,
+    }
+    if settings.trusted_proxy:
+        options["trusted_proxy"] = settings.trusted_proxy
+        options["trusted_proxy_headers"] = set(settings.trusted_proxy_headers)
+    try:
+        waitress.serve(app, **options)
+    finally:
+        app.extensions["vector_search"].close()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from vector_search.db import connect_owner
+    from vector_search.migrations import MigrationError, migrate
+
+    settings = _settings(args)
+    with connect_owner(settings, register=False) as conn:
+        try:
+            report = migrate(conn, settings)
+        except MigrationError as exc:
+            print(f"migrate: {exc}", file=sys.stderr)
+            return 1
+    for version in report.applied:
+        print(f"applied migration {version}")
+    if not report.applied:
+        print(f"schema up to date (versions {', '.join(map(str, report.already))})")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import redis
+
+    from vector_search.cache import Cache, create_client
+    from vector_search.db import connect_owner
+    from vector_search.embedder import OllamaEmbedder
+    from vector_search.ingest import Ingestor
+    from vector_search.loaders import DocumentError
+
+    settings = _settings(args)
+    cache = Cache(create_client(settings), settings)
+    warnings: list[str] = []
+
+    def bump() -> None:
+        try:
+            cache.bump_generation()
+        except redis.RedisError as exc:
+            warnings.append(
+                f"could not bump the cache generation in Redis ({type(exc).__name__}); cached "
+                "search results may be stale until they expire (or clear the cache)"
+            )
+
+    embedder = OllamaEmbedder(settings)
+    try:
+        with connect_owner(settings) as conn:
+            summary = Ingestor(conn, embedder, settings).ingest(
+                [Path(p) for p in args.paths],
+                prune=args.prune,
+                source=args.source,
+                on_changed=bump,
+            )
+    except DocumentError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        embedder.close()
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(
+            f"documents: {summary.documents_seen} seen, {summary.documents_added} added, "
+            f"{summary.documents_updated} updated, {summary.documents_unchanged} unchanged, "
+            f"{summary.documents_pruned} pruned; chunks: {summary.chunks_written} written "
+            f"({summary.chunks_embedded} embedded, {summary.chunks_reused} reused); "
+            f"{summary.seconds:.2f} s"
+        )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from vector_search.db import connect_owner
+    from vector_search.keys import create_key, list_keys, revoke_key
+
+    settings = _settings(args)
+    with connect_owner(settings, register=False) as conn:
+        if args.keys_command == "create":
+            try:
+                key_id, key = create_key(
+                    conn, args.role, args.owner, settings.api_key_pepper
+                )
+            except ValueError as exc:
+                print(f"keys create: {exc}", file=sys.stderr)
+                return 2
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "id": key_id,
+                            "key": key,
+                            "role": args.role,
+                            "owner": args.owner,
+                        }
+                    )
+                )
+            else:
+                print(
+                    f"id: {key_id}\nrole: {args.role}\nowner: {args.owner}\nkey: {key}"
+                )
+                print(
+                    "Store the key now: it is shown only once and stored only as a hash.",
+                    file=sys.stderr,
+                )
+            return 0
+        if args.keys_command == "list":
+            records = list_keys(conn)
+            if args.json:
+                print(json.dumps([{**r.__dict__} for r in records], default=str))
+            else:
+                print("ID\tPREFIX\tROLE\tOWNER\tCREATED\tREVOKED\tLAST_USED")
+                for r in records:
+                    print(
+                        f"{r.id}\t{r.key_prefix}…\t{r.role}\t{r.owner}\t{r.created_at:%Y-%m-%d %H:%M}\t"
+                        f"{r.revoked_at or '-'}\t{r.last_used_at or '-'}"
+                    )
+            return 0
+        if revoke_key(conn, args.id):
+            print(f"revoked key {args.id}")
+            return 0
+        print(f"keys revoke: no active key with id {args.id}", file=sys.stderr)
+        return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from vector_search.check import CheckResult, run_checks
+
+    settings = _settings(args)
+
+    def emit(result: CheckResult) -> None:
+        mark = "OK  " if result.ok else "FAIL"
+        print(f"{mark} {result.name}: {result.detail}")
+        if result.fix:
+            print(f"     fix: {result.fix}")
+
+    ok = run_checks(settings, emit)
+    print("all checks passed" if ok else "some checks failed")
+    return 0 if ok else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.example:
+        sys.stdout.write(example_env_file())
+        return 0
+    print(json.dumps(_settings(args).public_view(), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vector-search", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"vector-search {__version__}"
+    )
+    parser.add_argument(
+        "--env-file",
+        default=None,
+        help="env file to read (default: $VECTOR_SEARCH_ENV_FILE or /etc/vector-search/vector-search.env)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API with waitress")
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply schema migrations (owner role)").set_defaults(
+        func=cmd_migrate
+    )
+
+    ingest = sub.add_parser("ingest", help="ingest documents (owner role)")
+    ingest.add_argument("paths", nargs="+", help="files or directories")
+    ingest.add_argument(
+        "--prune", action="store_true", help="delete documents no longer present"
+    )
+    ingest.add_argument(
+        "--source", default=None, help="source name (default: the path)"
+    )
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(func=cmd_ingest)
+
+    keys = sub.add_parser("keys", help="manage API keys (owner role)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument(
+        "--role", required=True, choices=["student", "staff", "academic", "admin"]
+    )
+    create.add_argument("--owner", required=True)
+    create.add_argument("--json", action="store_true")
+    lst = keys_sub.add_parser("list")
+    lst.add_argument("--json", action="store_true")
+    revoke = keys_sub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    keys.set_defaults(func=cmd_keys)
+
+    sub.add_parser("check", help="verify configuration and connectivity").set_defaults(
+        func=cmd_check
+    )
+
+    config = sub.add_parser(
+        "config", help="print the effective settings (secrets masked)"
+    )
+    config.add_argument(
+        "--example", action="store_true", help="print an env file of the defaults"
+    )
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (DependencyUnavailable, EmbedderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,569 @@
+"""Settings from the environment and one env file; secrets may come from files.
+
+Every setting has a documented default (see ``SETTINGS``). Process environment
+variables win over the env file. ``NAME_FILE`` reads a secret from a file.
+Invalid values raise :class:`ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ENV_FILE = "/etc/vector-search/vector-search.env"
+ENV_FILE_VARIABLE = "VECTOR_SEARCH_ENV_FILE"
+SECRET_SETTINGS = {"DATABASE_PASSWORD", "DATABASE_OWNER_PASSWORD", "REDIS_PASSWORD"}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: str
+    help: str
+    parse: Callable[[str, str], Any]
+
+
+def _int(lo: int, hi: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _str(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _nonempty(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name} must not be empty")
+    return raw.strip()
+
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _ident(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not _IDENT.match(value):
+        raise ConfigError(f"{name} must be a lower-case SQL identifier, got {raw!r}")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(options)}, got {raw!r}"
+            )
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().rstrip("/")
+        if not any(value.startswith(f"{s}://") for s in schemes):
+            raise ConfigError(
+                f"{name} must be a URL starting with {' or '.join(schemes)}://"
+            )
+        return value
+
+    return parse
+
+
+def _prepare(name: str, raw: str) -> int | None:
+    if raw.strip().lower() in {"", "none", "off"}:
+        return None
+    return _int(0, 1_000_000)(name, raw)
+
+
+def _words(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in re.split(r"[,\s]+", raw.strip()) if w)
+
+
+SETTINGS: tuple[Spec, ...] = (
+    # HTTP server
+    Spec("HOST", "127.0.0.1", "address waitress binds to", _nonempty),
+    Spec("PORT", "8000", "port (serve --port overrides it)", _int(1, 65535)),
+    Spec(
+        "THREADS",
+        "4",
+        "waitress worker threads (the DB pool is sized to this)",
+        _int(1, 256),
+    ),
+    Spec("CONNECTION_LIMIT", "100", "waitress connection_limit", _int(1, 100_000)),
+    Spec("CHANNEL_TIMEOUT", "30", "waitress channel_timeout, seconds", _int(1, 3600)),
+    Spec(
+        "TRUSTED_PROXY",
+        "",
+        "address of the reverse proxy whose X-Forwarded-* headers count",
+        _str,
+    ),
+    Spec(
+        "TRUSTED_PROXY_HEADERS",
+        "x-forwarded-for x-forwarded-proto",
+        "headers trusted from TRUSTED_PROXY",
+        _words,
+    ),
+    Spec(
+        "MAX_BODY_BYTES",
+        "16384",
+        "largest accepted request body (413 above)",
+        _int(256, 10**7),
+    ),
+    Spec(
+        "LOG_LEVEL",
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR",
+        _choice("debug", "info", "warning", "error"),
+    ),
+    # PostgreSQL (runtime role, through PgBouncer in production)
+    Spec(
+        "DATABASE_HOST",
+        "127.0.0.1",
+        "PostgreSQL or PgBouncer host (or socket dir)",
+        _nonempty,
+    ),
+    Spec("DATABASE_PORT", "5432", "PostgreSQL or PgBouncer port", _int(1, 65535)),
+    Spec("DATABASE_NAME", "vector_search", "database name", _nonempty),
+    Spec(
+        "DATABASE_USER",
+        "vector_search_app",
+        "runtime role the API connects as",
+        _nonempty,
+    ),
+    Spec(
+        "DATABASE_PASSWORD",
+        "",
+        "runtime role password (or DATABASE_PASSWORD_FILE)",
+        _str,
+    ),
+    Spec(
+        "DATABASE_SSLMODE",
+        "prefer",
+        "libpq sslmode",
+        _choice("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    ),
+    Spec(
+        "DATABASE_CONNECT_TIMEOUT",
+        "5",
+        "seconds to wait for a new connection",
+        _int(1, 120),
+    ),
+    Spec("DATABASE_POOL_MIN", "1", "connections kept open", _int(0, 256)),
+    Spec("DATABASE_POOL_MAX", "0", "pool size; 0 means THREADS", _int(0, 256)),
+    Spec(
+        "DATABASE_POOL_TIMEOUT",
+        "5",
+        "seconds a request waits for a pooled connection",
+        _float(0.1, 120),
+    ),
+    Spec(
+        "DATABASE_STATEMENT_TIMEOUT_MS",
+        "5000",
+        "per-transaction statement_timeout (SET LOCAL)",
+        _int(0, 3_600_000),
+    ),
+    Spec(
+        "DATABASE_PREPARE_THRESHOLD",
+        "5",
+        "psycopg prepare_threshold; 'none' disables server-side prepared statements (PgBouncer < 1.22)",
+        _prepare,
+    ),
+    # PostgreSQL owner role (migrate, ingest, keys)
+    Spec(
+        "DATABASE_OWNER_USER",
+        "vector_search_owner",
+        "role that owns the schema; used by migrate, ingest and keys",
+        _nonempty,
+    ),
+    Spec(
+        "DATABASE_OWNER_PASSWORD",
+        "",
+        "owner role password (or DATABASE_OWNER_PASSWORD_FILE)",
+        _str,
+    ),
+    Spec(
+        "DATABASE_OWNER_HOST",
+        "",
+        "host for owner connections (default DATABASE_HOST; bypass PgBouncer)",
+        _str,
+    ),
+    Spec(
+        "DATABASE_OWNER_PORT",
+        "0",
+        "port for owner connections (0: DATABASE_PORT)",
+        _int(0, 65535),
+    ),
+    Spec(
+        "DATABASE_RUNTIME_ROLE",
+        "",
+        "role that migrate grants runtime privileges to (default DATABASE_USER; '-' for none)",
+        _str,
+    ),
+    Spec(
+        "TEXT_SEARCH_CONFIG",
+        "english",
+        "PostgreSQL text search configuration of the tsvector column",
+        _ident,
+    ),
+    # Embeddings
+    Spec(
+        "OLLAMA_URL",
+        "http://127.0.0.1:11434",
+        "Ollama base URL (the /api/embed endpoint is appended)",
+        _url("http", "https"),
+    ),
+    Spec("EMBEDDING_MODEL", "all-minilm", "Ollama model name", _nonempty),
+    Spec(
+        "EMBEDDING_DIMENSION",
+        "384",
+        "vector dimension; must equal the model's (check verifies)",
+        _int(1, 16000),
+    ),
+    Spec("OLLAMA_TIMEOUT", "10", "seconds per embedding request", _float(0.1, 600)),
+    Spec(
+        "OLLAMA_KEEP_ALIVE",
+        "-1",
+        "keep_alive sent with each request (-1 keeps the model loaded)",
+        _str,
+    ),
+    Spec(
+        "EMBED_BATCH_SIZE",
+        "32",
+        "texts per /api/embed call during ingest",
+        _int(1, 1024),
+    ),
+    Spec(
+        "CHUNK_TOKENS",
+        "200",
+        "chunk size in (word-piece-ish) tokens, below the embedder's context",
+        _int(16, 8192),
+    ),
+    Spec("CHUNK_OVERLAP", "40", "tokens shared by consecutive chunks", _int(0, 4096)),
+    # Redis
+    Spec(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis for cache and rate limits",
+        _url("redis", "rediss", "unix"),
+    ),
+    Spec(
+        "REDIS_PASSWORD",
+        "",
+        "Redis password (or REDIS_PASSWORD_FILE); overrides one in the URL",
+        _str,
+    ),
+    Spec(
+        "REDIS_SOCKET_TIMEOUT",
+        "0.5",
+        "seconds; a slow Redis degrades to no cache",
+        _float(0.01, 30),
+    ),
+    Spec(
+        "CACHE_ENABLED",
+        "true",
+        "cache query embeddings and search responses in Redis",
+        _bool,
+    ),
+    Spec(
+        "CACHE_NAMESPACE",
+        "vector-search",
+        "prefix of every cache key this service writes",
+        _nonempty,
+    ),
+    Spec(
+        "CACHE_SEARCH_TTL",
+        "900",
+        "seconds a search response is cached",
+        _int(1, 86400 * 7),
+    ),
+    Spec(
+        "CACHE_EMBEDDING_TTL",
+        "86400",
+        "seconds a query embedding is cached",
+        _int(1, 86400 * 30),
+    ),
+    Spec(
+        "HEALTH_CACHE_TTL",
+        "5",
+        "seconds the deep /health result is reused (0: never)",
+        _float(0, 3600),
+    ),
+    # Access and limits
+    Spec("RATE_LIMIT_ENABLED", "true", "enforce per-role rate limits", _bool),
+    Spec(
+        "ANONYMOUS_ENABLED",
+        "true",
+        "allow requests without an API key (clearance 1)",
+        _bool,
+    ),
+    Spec(
+        "ANONYMOUS_RATE_LIMIT",
+        "10",
+        "anonymous searches per minute per client IP",
+        _int(1, 100_000),
+    ),
+    Spec(
+        "ANONYMOUS_MAX_RESULTS",
+        "10",
+        "most results an anonymous search returns",
+        _int(1, 1000),
+    ),
+    Spec(
+        "API_KEY_PEPPER",
+        "",
+        "optional secret mixed into API key hashes (or API_KEY_PEPPER_FILE)",
+        _str,
+    ),
+    # Search
+    Spec(
+        "SEARCH_CANDIDATES",
+        "100",
+        "candidates taken from each retriever before fusion",
+        _int(10, 10_000),
+    ),
+    Spec("RRF_K", "60", "Reciprocal Rank Fusion constant", _int(1, 1000)),
+    Spec(
+        "LEXICAL_RETRIEVER",
+        "tsrank",
+        "lexical retriever: tsrank (OR-ed lexemes ranked by ts_rank) or none",
+        _choice("tsrank", "none"),
+    ),
+    Spec(
+        "DEFAULT_SIMILARITY_THRESHOLD",
+        "0.2",
+        "default minimum cosine similarity",
+        _float(-1, 1),
+    ),
+)
+SECRET_SETTINGS.add("API_KEY_PEPPER")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    threads: int
+    connection_limit: int
+    channel_timeout: int
+    trusted_proxy: str
+    trusted_proxy_headers: tuple[str, ...]
+    max_body_bytes: int
+    log_level: str
+    database_host: str
+    database_port: int
+    database_name: str
+    database_user: str
+    database_password: str
+    database_sslmode: str
+    database_connect_timeout: int
+    database_pool_min: int
+    database_pool_max: int
+    database_pool_timeout: float
+    database_statement_timeout_ms: int
+    database_prepare_threshold: int | None
+    database_owner_user: str
+    database_owner_password: str
+    database_owner_host: str
+    database_owner_port: int
+    database_runtime_role: str
+    text_search_config: str
+    ollama_url: str
+    embedding_model: str
+    embedding_dimension: int
+    ollama_timeout: float
+    ollama_keep_alive: str
+    embed_batch_size: int
+    chunk_tokens: int
+    chunk_overlap: int
+    redis_url: str
+    redis_password: str
+    redis_socket_timeout: float
+    cache_enabled: bool
+    cache_namespace: str
+    cache_search_ttl: int
+    cache_embedding_ttl: int
+    health_cache_ttl: float
+    rate_limit_enabled: bool
+    anonymous_enabled: bool
+    anonymous_rate_limit: int
+    anonymous_max_results: int
+    api_key_pepper: str
+    search_candidates: int
+    rrf_k: int
+    lexical_retriever: str
+    default_similarity_threshold: float
+
+    @property
+    def pool_max(self) -> int:
+        return self.database_pool_max or self.threads
+
+    @property
+    def runtime_role(self) -> str:
+        role = self.database_runtime_role or self.database_user
+        return "" if role == "-" else role
+
+    def conninfo(self, owner: bool = False) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        if owner:
+            host = self.database_owner_host or self.database_host
+            port = self.database_owner_port or self.database_port
+            user, password = self.database_owner_user, self.database_owner_password
+        else:
+            host, port = self.database_host, self.database_port
+            user, password = self.database_user, self.database_password
+        params: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "dbname": self.database_name,
+            "user": user,
+            "sslmode": self.database_sslmode,
+            "connect_timeout": self.database_connect_timeout,
+            "application_name": "vector-search",
+        }
+        if password:
+            params["password"] = password
+        return make_conninfo("", **params)
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked (for ``check``)."""
+        out: dict[str, Any] = {}
+        for spec in SETTINGS:
+            value = getattr(self, spec.name.lower())
+            out[spec.name] = "***" if spec.name in SECRET_SETTINGS and value else value
+        return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=value`` lines (``#`` comments, optional quotes, optional ``export``)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in {"'", '"'}:
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _raw_values(environ: Mapping[str, str], env_file: str | None) -> dict[str, str]:
+    explicit = env_file or environ.get(ENV_FILE_VARIABLE, "")
+    path = Path(explicit or DEFAULT_ENV_FILE)
+    merged: dict[str, str] = {}
+    if explicit or path.exists():
+        merged.update(read_env_file(path))
+    merged.update({k: v for k, v in environ.items()})
+    return merged
+
+
+def _resolve(name: str, raw: Mapping[str, str]) -> str | None:
+    file_key = f"{name}_FILE"
+    if raw.get(file_key):
+        if raw.get(name):
+            raise ConfigError(f"set either {name} or {file_key}, not both")
+        try:
+            return Path(raw[file_key]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{file_key}: cannot read {raw[file_key]}: {exc.strerror}"
+            ) from None
+    return raw.get(name)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    raw = _raw_values(os.environ if environ is None else environ, env_file)
+    if overrides:
+        raw.update(overrides)
+    values: dict[str, Any] = {}
+    for spec in SETTINGS:
+        given = _resolve(spec.name, raw)
+        values[spec.name.lower()] = spec.parse(
+            spec.name, spec.default if given is None else given
+        )
+    settings = Settings(**values)
+    _cross_check(settings)
+    return settings
+
+
+def _cross_check(settings: Settings) -> None:
+    if settings.chunk_overlap >= settings.chunk_tokens:
+        raise ConfigError("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
+    if settings.database_pool_min > settings.pool_max:
+        raise ConfigError(
+            "DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX (or THREADS)"
+        )
+    if settings.runtime_role and not _IDENT.match(settings.runtime_role):
+        raise ConfigError("DATABASE_RUNTIME_ROLE must be a lower-case SQL identifier")
+
+
+def example_env_file() -> str:
+    """The documented defaults, as an env file."""
+    lines = [
+        "# vector-search settings: environment variables override this file.",
+        "# NAME_FILE=/path reads a secret from a file instead of NAME.",
+        "",
+    ]
+    for spec in SETTINGS:
+        lines.append(f"# {spec.help}")
+        lines.append(f"{spec.name}={spec.default}")
+    return "\n".join(lines) + "\n"
+
+
+assert {f.name for f in fields(Settings)} == {s.name.lower() for s in SETTINGS}

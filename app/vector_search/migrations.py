@@ -1,0 +1,278 @@
+"""Versioned, idempotent schema migrations, run by the owner role.
+
+Applied versions are recorded in ``schema_migrations``. After the versioned
+steps, ``migrate`` re-applies the repeatable parts: the optional
+``query_performance`` view (needs pg_stat_statements) and the runtime role's
+grants (least privilege: read the corpus, read keys, stamp last use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from vector_search.config import Settings
+
+LOCK_KEY = 741_852_963
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: Callable[[Settings], list[sql.Composable]]
+
+
+def _v1(settings: Settings) -> list[sql.Composable]:
+    dim = sql.Literal(settings.embedding_dimension)
+    ts = sql.Literal(settings.text_search_config)
+    return [
+        sql.SQL("""
+        CREATE TABLE documents (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source text NOT NULL,
+            external_id text NOT NULL,
+            title text NOT NULL,
+            url text,
+            department text,
+            campus text,
+            priority smallint NOT NULL DEFAULT 3 CHECK (priority BETWEEN 1 AND 5),
+            clearance_level smallint NOT NULL DEFAULT 1 CHECK (clearance_level BETWEEN 1 AND 5),
+            popularity real NOT NULL DEFAULT 0 CHECK (popularity BETWEEN 0 AND 1),
+            metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+            content_hash text NOT NULL,
+            chunk_count integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (source, external_id)
+        )"""),
+        sql.SQL("""
+        CREATE TABLE document_chunks (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            document_id bigint NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+            chunk_number integer NOT NULL,
+            heading text NOT NULL DEFAULT '',
+            text text NOT NULL,
+            content_hash text NOT NULL,
+            embedding vector({dim}) NOT NULL,
+            tsv tsvector GENERATED ALWAYS AS (
+                setweight(to_tsvector({ts}::regconfig, heading), 'A')
+                || to_tsvector({ts}::regconfig, text)
+            ) STORED,
+            department text,
+            campus text,
+            priority smallint NOT NULL,
+            clearance_level smallint NOT NULL,
+            UNIQUE (document_id, chunk_number)
+        )""").format(dim=dim, ts=ts),
+        sql.SQL(
+            "CREATE INDEX document_chunks_embedding_hnsw ON document_chunks "
+            "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        ),
+        sql.SQL(
+            "CREATE INDEX document_chunks_tsv_gin ON document_chunks USING gin (tsv)"
+        ),
+        sql.SQL(
+            "CREATE INDEX document_chunks_department_idx ON document_chunks (department)"
+        ),
+        sql.SQL("CREATE INDEX document_chunks_campus_idx ON document_chunks (campus)"),
+        sql.SQL(
+            "CREATE INDEX document_chunks_priority_idx ON document_chunks (priority)"
+        ),
+        sql.SQL(
+            "CREATE INDEX document_chunks_clearance_idx ON document_chunks (clearance_level)"
+        ),
+        sql.SQL("""
+        CREATE TABLE api_keys (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key_prefix text NOT NULL,
+            key_hash text NOT NULL UNIQUE,
+            role text NOT NULL CHECK (role IN ('student', 'staff', 'academic', 'admin')),
+            owner text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            revoked_at timestamptz,
+            last_used_at timestamptz
+        )"""),
+        sql.SQL("""
+        CREATE VIEW document_stats AS
+        SELECT d.department,
+               d.campus,
+               count(DISTINCT d.id) AS documents,
+               count(c.id) AS chunks,
+               round(avg(length(c.text)))::integer AS avg_chunk_length,
+               max(d.updated_at) AS last_updated
+        FROM documents d
+        LEFT JOIN document_chunks c ON c.document_id = d.id
+        GROUP BY d.department, d.campus"""),
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+@dataclass
+class MigrationReport:
+    applied: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def _ensure_extension(conn: psycopg.Connection[Any], name: str, required: bool) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_extension WHERE extname = %s", (name,)
+    ).fetchone()
+    if row:
+        return True
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+                    sql.Identifier(name)
+                )
+            )
+        return True
+    except psycopg.Error as exc:
+        if required:
+            raise MigrationError(
+                f"the {name} extension is not installed in database "
+                f"{conn.info.dbname} and this role cannot create it ({exc.diag.message_primary}); "
+                f"as a superuser run: CREATE EXTENSION {name};"
+            ) from exc
+        return False
+
+
+def applied_versions(conn: psycopg.Connection[Any]) -> set[int]:
+    exists = conn.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return set()
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def embedding_dimension(conn: psycopg.Connection[Any]) -> int | None:
+    row = conn.execute(
+        "SELECT atttypmod FROM pg_attribute "
+        "WHERE attrelid = to_regclass('document_chunks') AND attname = 'embedding'"
+    ).fetchone()
+    return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+
+def migrate(conn: psycopg.Connection[Any], settings: Settings) -> MigrationReport:
+    report = MigrationReport()
+    _ensure_extension(conn, "vector", required=True)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = applied_versions(conn)
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                report.already.append(migration.version)
+                continue
+            for statement in migration.statements(settings):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+            report.applied.append(migration.version)
+    dim = embedding_dimension(conn)
+    if dim != settings.embedding_dimension:
+        raise MigrationError(
+            f"EMBEDDING_DIMENSION is {settings.embedding_dimension} but document_chunks.embedding "
+            f"is vector({dim}); use the embedder the corpus was built with, or re-create the "
+            f"database and re-ingest"
+        )
+    _query_performance_view(conn, report)
+    _grant_runtime(conn, settings, report)
+    return report
+
+
+def _query_performance_view(
+    conn: psycopg.Connection[Any], report: MigrationReport
+) -> None:
+    if not _ensure_extension(conn, "pg_stat_statements", required=False):
+        report.notes.append(
+            "pg_stat_statements is not installed: query_performance view skipped "
+            "(a superuser can CREATE EXTENSION pg_stat_statements; it also needs "
+            "shared_preload_libraries)"
+        )
+        return
+    with conn.transaction():
+        conn.execute("""
+            CREATE OR REPLACE VIEW query_performance AS
+            SELECT queryid,
+                   left(query, 500) AS query,
+                   calls,
+                   total_exec_time,
+                   mean_exec_time,
+                   stddev_exec_time,
+                   rows
+            FROM pg_stat_statements
+            WHERE query ILIKE '%document_chunks%'
+            ORDER BY total_exec_time DESC""")
+
+
+def _grant_runtime(
+    conn: psycopg.Connection[Any], settings: Settings, report: MigrationReport
+) -> None:
+    role = settings.runtime_role
+    if not role or role == settings.database_owner_user:
+        report.notes.append("no separate runtime role configured: no grants made")
+        return
+    exists = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+    ).fetchone()
+    if not exists:
+        raise MigrationError(
+            f"runtime role {role!r} (DATABASE_RUNTIME_ROLE / DATABASE_USER) does not exist; "
+            f"create it first, e.g. CREATE ROLE {role} LOGIN PASSWORD '...'"
+        )
+    ident = sql.Identifier(role)
+    views = ["document_stats"]
+    if conn.execute("SELECT to_regclass('query_performance')").fetchone()[0]:  # type: ignore[index]
+        views.append("query_performance")
+    statements = [
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
+        sql.SQL(
+            "REVOKE ALL ON documents, document_chunks, api_keys, schema_migrations FROM {}"
+        ).format(ident),
+        sql.SQL(
+            "GRANT SELECT ON documents, document_chunks, schema_migrations TO {}"
+        ).format(ident),
+        sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
+        sql.SQL("GRANT UPDATE (last_used_at) ON api_keys TO {}").format(ident),
+        sql.SQL("GRANT SELECT ON {} TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(v) for v in views), ident
+        ),
+    ]
+    with conn.transaction():
+        for statement in statements:
+            conn.execute(statement)
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(conn.info.dbname), ident
+                )
+            )
+    except psycopg.Error:
+        report.notes.append(
+            f"could not GRANT CONNECT to {role}: the database owner must do it"
+        )
+    report.notes.append(
+        f"runtime role {role}: read-only corpus, read keys, stamp last use"
+    )

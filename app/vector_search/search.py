@@ -1,0 +1,213 @@
+"""Hybrid search: HNSW vector candidates + lexical candidates, fused by RRF,
+then the seed's weighted re-ranking, similarity threshold and limit.
+
+Clearance is enforced inside both candidate queries, so a chunk above the
+caller's clearance can never be a candidate. Per-transaction settings use
+``set_config(..., true)`` (SET LOCAL): safe behind PgBouncer transaction pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+from pgvector import Vector
+from psycopg.rows import dict_row
+
+from vector_search.lexical import LexicalRetriever
+
+
+@dataclass(frozen=True)
+class Filters:
+    departments: tuple[str, ...] = ()
+    campuses: tuple[str, ...] = ()
+    min_priority: int | None = None
+    max_clearance: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    similarity_threshold: float = 0.2
+    max_results: int = 10
+    similarity_weight: float = 0.6
+    priority_weight: float = 0.2
+    popularity_weight: float = 0.1
+    department_weight: float = 0.1
+    preferred_department: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    filters: Filters = field(default_factory=Filters)
+    config: QueryConfig = field(default_factory=QueryConfig)
+
+    def cache_payload(self, role: str, clearance: int) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "filters": asdict(self.filters),
+            "config": asdict(self.config),
+            "role": role,
+            "clearance": clearance,
+        }
+
+
+def filter_predicate(filters: Filters) -> str:
+    parts = ["c.clearance_level <= %(clearance)s"]
+    if filters.departments:
+        parts.append("c.department = ANY(%(departments)s)")
+    if filters.campuses:
+        parts.append("c.campus = ANY(%(campuses)s)")
+    if filters.min_priority is not None:
+        parts.append("c.priority >= %(min_priority)s")
+    return " AND ".join(parts)
+
+
+class SearchEngine:
+    def __init__(
+        self,
+        retriever: LexicalRetriever,
+        candidates: int,
+        rrf_k: int,
+        text_search_config: str,
+    ) -> None:
+        self.retriever = retriever
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.text_search_config = text_search_config
+
+    def sql(self, filters: Filters) -> str:
+        predicate = filter_predicate(filters)
+        lists = 1 if self.retriever.name == "none" else 2
+        return f"""
+        WITH vec AS MATERIALIZED (
+            SELECT c.id, c.embedding <=> %(qvec)s AS distance
+            FROM document_chunks c
+            WHERE {predicate}
+            ORDER BY c.embedding <=> %(qvec)s
+            LIMIT %(candidates)s
+        ), vec_ranked AS (
+            SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM vec
+        ), lex AS MATERIALIZED ({self.retriever.cte(predicate)}
+        ), lex_ranked AS (
+            SELECT id, lex_score, row_number() OVER (ORDER BY lex_score DESC, id) AS rank FROM lex
+        ), fused AS (
+            SELECT coalesce(v.id, l.id) AS id,
+                   v.rank AS vector_rank,
+                   l.rank AS lexical_rank,
+                   l.lex_score,
+                   coalesce(1.0 / (%(rrf_k)s + v.rank), 0)
+                     + coalesce(1.0 / (%(rrf_k)s + l.rank), 0) AS rrf
+            FROM vec_ranked v FULL OUTER JOIN lex_ranked l ON v.id = l.id
+        ), scored AS (
+            SELECT f.id AS chunk_id, f.vector_rank, f.lexical_rank, f.lex_score, f.rrf,
+                   c.document_id, c.chunk_number, c.text,
+                   d.external_id, d.title, d.url, d.department, d.campus, d.priority,
+                   d.clearance_level, d.popularity, d.metadata,
+                   1 - (c.embedding <=> %(qvec)s) AS similarity,
+                   f.rrf / ({lists}.0 / (%(rrf_k)s + 1)) AS relevance,
+                   CASE WHEN %(preferred_department)s::text IS NOT NULL
+                             AND d.department = %(preferred_department)s::text
+                        THEN 1 ELSE 0 END AS department_match
+            FROM fused f
+            JOIN document_chunks c ON c.id = f.id
+            JOIN documents d ON d.id = c.document_id
+            WHERE c.clearance_level <= %(clearance)s AND d.clearance_level <= %(clearance)s
+        ), ranked AS (
+            SELECT s.*,
+                   %(w_sim)s * s.relevance
+                     + %(w_pri)s * (s.priority / 5.0)
+                     + %(w_pop)s * s.popularity
+                     + %(w_dep)s * s.department_match AS score
+            FROM scored s
+            WHERE s.similarity >= %(threshold)s
+        ), best_per_document AS (
+            SELECT DISTINCT ON (document_id) *
+            FROM ranked
+            ORDER BY document_id, score DESC, chunk_id
+        )
+        SELECT * FROM best_per_document
+        ORDER BY score DESC, chunk_id
+        LIMIT %(max_results)s
+        """
+
+    def params(
+        self,
+        request: SearchRequest,
+        vector: list[float],
+        clearance: int,
+        max_results: int,
+    ) -> dict[str, Any]:
+        cfg, flt = request.config, request.filters
+        effective_clearance = min(clearance, flt.max_clearance or clearance)
+        return {
+            "qvec": Vector(vector),
+            "query": request.query,
+            "tsconfig": self.text_search_config,
+            "candidates": self.candidates,
+            "rrf_k": self.rrf_k,
+            "clearance": effective_clearance,
+            "departments": list(flt.departments),
+            "campuses": list(flt.campuses),
+            "min_priority": flt.min_priority,
+            "preferred_department": cfg.preferred_department,
+            "threshold": cfg.similarity_threshold,
+            "w_sim": cfg.similarity_weight,
+            "w_pri": cfg.priority_weight,
+            "w_pop": cfg.popularity_weight,
+            "w_dep": cfg.department_weight,
+            "max_results": max_results,
+        }
+
+    def run(
+        self,
+        conn: psycopg.Connection[Any],
+        request: SearchRequest,
+        vector: list[float],
+        clearance: int,
+        max_results: int,
+    ) -> list[dict[str, Any]]:
+        conn.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            (str(max(40, min(self.candidates, 1000))),),
+        )
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                self.sql(request.filters),  # type: ignore[arg-type]
+                self.params(request, vector, clearance, max_results),
+            )
+            return [format_result(row) for row in cur.fetchall()]
+
+
+def format_result(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "document_id": row["external_id"],
+        "title": row["title"],
+        "url": row["url"],
+        "chunk_number": row["chunk_number"],
+        "text": row["text"],
+        "metadata": {
+            **(row["metadata"] or {}),
+            "department": row["department"],
+            "campus": row["campus"],
+            "priority": row["priority"],
+            "clearance_level": row["clearance_level"],
+            "popularity": float(row["popularity"]),
+        },
+        "score": round(float(row["score"]), 6),
+        "score_parts": {
+            "similarity": round(float(row["similarity"]), 6),
+            "relevance": round(float(row["relevance"]), 6),
+            "rrf": round(float(row["rrf"]), 6),
+            "vector_rank": row["vector_rank"],
+            "lexical_rank": row["lexical_rank"],
+            "lexical_score": None
+            if row["lex_score"] is None
+            else round(float(row["lex_score"]), 6),
+            "priority": row["priority"],
+            "popularity": float(row["popularity"]),
+            "department_match": bool(row["department_match"]),
+        },
+    }

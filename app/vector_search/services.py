@@ -1,0 +1,49 @@
+"""The long-lived objects an API process uses, built from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg_pool
+
+from vector_search.cache import Cache, create_client
+from vector_search.config import Settings
+from vector_search.db import create_pool
+from vector_search.embedder import OllamaEmbedder
+from vector_search.lexical import make_retriever
+from vector_search.metrics import Metrics
+from vector_search.search import SearchEngine
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: psycopg_pool.ConnectionPool
+    cache: Cache
+    embedder: OllamaEmbedder
+    engine: SearchEngine
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        metrics = Metrics()
+        pool = create_pool(settings)
+        metrics.watch_pool(pool.get_stats)
+        return cls(
+            settings=settings,
+            pool=pool,
+            cache=Cache(create_client(settings), settings, metrics.record_cache),
+            embedder=OllamaEmbedder(settings, metrics.observe_embed),
+            engine=SearchEngine(
+                make_retriever(settings.lexical_retriever),
+                settings.search_candidates,
+                settings.rrf_k,
+                settings.text_search_config,
+            ),
+            metrics=metrics,
+        )
+
+    def close(self) -> None:
+        self.pool.close(timeout=2)
+        self.embedder.close()
+        self.cache.client.close()

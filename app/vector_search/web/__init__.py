@@ -1,0 +1,1 @@
+"""The HTTP API (Flask, served by waitress)."""

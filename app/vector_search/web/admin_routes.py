@@ -1,0 +1,116 @@
+"""GET /api/stats and the admin-only cache clear."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import redis
+from flask import Blueprint, Response, current_app, jsonify
+from flask_limiter import Limiter
+from psycopg.rows import dict_row
+
+from vector_search.db import transaction
+from vector_search.errors import CacheUnavailable
+from vector_search.services import Services
+from vector_search.web.auth import require_admin, require_key
+from vector_search.web.ratelimit import role_limit
+
+
+def _services() -> Services:
+    return current_app.extensions["vector_search"]
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if hasattr(value, "isoformat"):
+            out[key] = value.isoformat()
+        elif value is not None and not isinstance(value, int | float | str | bool):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _query_performance(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    try:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT query, calls, total_exec_time, mean_exec_time, rows "
+                "FROM query_performance LIMIT 10"
+            )
+            return {
+                "available": True,
+                "queries": [_jsonable(r) for r in cur.fetchall()],
+            }
+    except psycopg.errors.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return {
+            "available": False,
+            "reason": exc.diag.message_primary or type(exc).__name__,
+        }
+
+
+def create_blueprint(limiter: Limiter) -> Blueprint:
+    bp = Blueprint("admin", __name__)
+
+    @bp.get("/api/stats")
+    @limiter.limit(role_limit)
+    def stats() -> Response:
+        require_key()
+        services = _services()
+        with transaction(
+            services.pool, services.settings.database_statement_timeout_ms
+        ) as conn:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(
+                    "SELECT * FROM document_stats ORDER BY department NULLS LAST, campus NULLS LAST"
+                )
+                documents = [_jsonable(r) for r in cur.fetchall()]
+            performance = _query_performance(conn)
+        try:
+            cache: dict[str, Any] = {"available": True, **services.cache.info()}
+        except redis.RedisError:
+            cache = {"available": False}
+        return jsonify(
+            {
+                "documents": documents,
+                "totals": {
+                    "documents": sum(int(d["documents"]) for d in documents),
+                    "chunks": sum(int(d["chunks"]) for d in documents),
+                },
+                "query_performance": performance,
+                "cache": cache,
+                "pool": services.pool.get_stats(),
+                "timestamp": time.time(),
+            }
+        )
+
+    def _clear() -> Response:
+        require_admin()
+        try:
+            deleted = _services().cache.clear()
+        except redis.RedisError as exc:
+            raise CacheUnavailable("cache unavailable") from exc
+        return jsonify(
+            {
+                "message": "cache cleared",
+                "deleted_keys": deleted,
+                "timestamp": time.time(),
+            }
+        )
+
+    @bp.delete("/api/admin/cache")
+    @limiter.limit(role_limit)
+    def clear_cache() -> Response:
+        return _clear()
+
+    @bp.post("/api/admin/clear_cache")
+    @limiter.limit(role_limit)
+    def clear_cache_legacy() -> Response:
+        return _clear()
+
+    return bp

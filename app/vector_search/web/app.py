@@ -1,0 +1,37 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from vector_search.config import Settings
+from vector_search.services import Services
+from vector_search.web import (
+    admin_routes,
+    health,
+    meta_routes,
+    request_log,
+    search_routes,
+)
+from vector_search.web.auth import authenticate
+from vector_search.web.errors import register_error_handlers
+from vector_search.web.ratelimit import create_limiter
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    services = services or Services.build(settings)
+    app = Flask("vector_search", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["vector_search"] = services
+    request_log.install(app, services.metrics)
+    app.before_request(lambda: authenticate(services))
+    limiter = create_limiter(settings)
+    limiter.init_app(app)
+    app.extensions["vector_search_limiter"] = limiter
+    register_error_handlers(app)
+    app.register_blueprint(health.create_blueprint())
+    app.register_blueprint(search_routes.create_blueprint(limiter))
+    app.register_blueprint(admin_routes.create_blueprint(limiter))
+    app.register_blueprint(meta_routes.create_blueprint())
+    return app

@@ -1,0 +1,89 @@
+"""POST /api/search: validate, cache, embed, hybrid search."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_limiter import Limiter
+
+from vector_search.cache import digest
+from vector_search.db import transaction
+from vector_search.services import Services
+from vector_search.web.auth import current_principal
+from vector_search.web.ratelimit import role_limit
+from vector_search.web.validation import parse_search, read_json_body
+
+
+def _services() -> Services:
+    return current_app.extensions["vector_search"]
+
+
+def query_vector(services: Services, text: str) -> list[float]:
+    cached = services.cache.get_embedding(services.embedder.model, text)
+    if cached is not None and len(cached) == services.settings.embedding_dimension:
+        return cached
+    vector = services.embedder.embed([text])[0]
+    services.cache.set_embedding(services.embedder.model, text, vector)
+    return vector
+
+
+def create_blueprint(limiter: Limiter) -> Blueprint:
+    bp = Blueprint("search", __name__)
+
+    @bp.post("/api/search")
+    @limiter.limit(role_limit)
+    def search() -> Response:
+        started = time.perf_counter()
+        services = _services()
+        principal = current_principal()
+        search_request = parse_search(
+            read_json_body(request), services.settings.default_similarity_threshold
+        )
+        max_results = min(search_request.config.max_results, principal.role.max_results)
+        clearance = principal.role.clearance_level
+        generation = services.cache.generation()
+        request_digest = digest(
+            {
+                **search_request.cache_payload(principal.role.name, clearance),
+                "limit": max_results,
+            }
+        )
+        if generation is not None:
+            cached = services.cache.get_search(generation, request_digest)
+            if cached is not None:
+                g.from_cache, g.result_count = True, cached.get("count")
+                cached["from_cache"] = True
+                cached["response_time"] = round(time.perf_counter() - started, 6)
+                return jsonify(cached)
+
+        search_started = time.perf_counter()
+        vector = query_vector(services, search_request.query)
+        db_started = time.perf_counter()
+        with transaction(
+            services.pool, services.settings.database_statement_timeout_ms
+        ) as conn:
+            results = services.engine.run(
+                conn, search_request, vector, clearance, max_results
+            )
+        services.metrics.db_seconds.observe(time.perf_counter() - db_started)
+        search_time = time.perf_counter() - search_started
+        services.metrics.search_seconds.observe(search_time)
+        body: dict[str, Any] = {
+            "query": search_request.query,
+            "results": results,
+            "count": len(results),
+            "max_results": max_results,
+            "role": principal.role.name,
+            "from_cache": False,
+            "search_time": round(search_time, 6),
+            "timestamp": time.time(),
+        }
+        if generation is not None:
+            services.cache.set_search(generation, request_digest, body)
+        g.from_cache, g.result_count = False, len(results)
+        body["response_time"] = round(time.perf_counter() - started, 6)
+        return jsonify(body)
+
+    return bp
