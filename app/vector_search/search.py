@@ -1,6 +1,14 @@
 """Hybrid search: HNSW vector candidates + lexical candidates, fused by RRF,
 then the seed's weighted re-ranking, similarity threshold and limit.
 
+Scoring: ``relevance`` is the mean of the chunk's cosine similarity and its RRF
+score normalised to [0, 1] (1 = first in every list); RRF alone is too flat
+(rank 1 vs 2 differ by 1/61 vs 1/62) to stand against the priority and
+popularity terms. ``score = similarity_weight * relevance + priority_weight *
+priority / 5 + popularity_weight * popularity + department_weight * match``.
+The threshold applies to cosine similarity. One result per document (its best
+chunk).
+
 Clearance is enforced inside both candidate queries, so a chunk above the
 caller's clearance can never be a candidate. Per-transaction settings use
 ``set_config(..., true)`` (SET LOCAL): safe behind PgBouncer transaction pooling.
@@ -106,7 +114,8 @@ class SearchEngine:
                    d.external_id, d.title, d.url, d.department, d.campus, d.priority,
                    d.clearance_level, d.popularity, d.metadata,
                    1 - (c.embedding <=> %(qvec)s) AS similarity,
-                   f.rrf / ({lists}.0 / (%(rrf_k)s + 1)) AS relevance,
+                   ((1 - (c.embedding <=> %(qvec)s))
+                     + f.rrf / ({lists}.0 / (%(rrf_k)s + 1))) / 2 AS relevance,
                    CASE WHEN %(preferred_department)s::text IS NOT NULL
                              AND d.department = %(preferred_department)s::text
                         THEN 1 ELSE 0 END AS department_match

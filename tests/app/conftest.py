@@ -17,7 +17,6 @@ from vector_search.ingest import Ingestor, IngestSummary
 from vector_search.keys import create_key
 from vector_search.migrations import migrate
 from vector_search.web.app import create_app
-
 from vs_services import (
     Postgres,
     RedisServer,

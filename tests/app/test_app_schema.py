@@ -5,12 +5,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 from conftest import SettingsFactory
+from vector_search.migrations import LATEST_VERSION, MigrationError, migrate
 from vs_services import Postgres, create_database, owner_connection
 
-from vector_search.migrations import LATEST_VERSION, MigrationError, migrate
 
-
-def test_migrate_from_empty_then_rerun(postgres: Postgres, make_settings: SettingsFactory) -> None:
+def test_migrate_from_empty_then_rerun(
+    postgres: Postgres, make_settings: SettingsFactory
+) -> None:
     create_database(postgres, "vs_migrate")
     settings = make_settings(DATABASE_NAME="vs_migrate")
     with owner_connection(postgres, "vs_migrate") as conn:
@@ -27,10 +28,17 @@ def test_migrate_from_empty_then_rerun(postgres: Postgres, make_settings: Settin
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             )
         }
-        assert {"documents", "document_chunks", "api_keys", "schema_migrations"} <= tables
+        assert {
+            "documents",
+            "document_chunks",
+            "api_keys",
+            "schema_migrations",
+        } <= tables
         indexes = {
             r[0]
-            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'document_chunks'")
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'document_chunks'"
+            )
         }
         assert "document_chunks_embedding_hnsw" in indexes
         assert "document_chunks_tsv_gin" in indexes
@@ -49,23 +57,36 @@ def test_migrate_from_empty_then_rerun(postgres: Postgres, make_settings: Settin
         assert {"total_exec_time", "mean_exec_time", "calls"} <= cols
 
 
-def test_dimension_mismatch_is_refused(postgres: Postgres, make_settings: SettingsFactory) -> None:
+def test_dimension_mismatch_is_refused(
+    postgres: Postgres, make_settings: SettingsFactory
+) -> None:
     create_database(postgres, "vs_dim")
     with owner_connection(postgres, "vs_dim") as conn:
         migrate(conn, make_settings(DATABASE_NAME="vs_dim"))
         with pytest.raises(MigrationError, match="EMBEDDING_DIMENSION"):
-            migrate(conn, make_settings(DATABASE_NAME="vs_dim", EMBEDDING_DIMENSION="1024"))
+            migrate(
+                conn, make_settings(DATABASE_NAME="vs_dim", EMBEDDING_DIMENSION="1024")
+            )
 
 
-def test_missing_vector_extension_explains_fix(postgres: Postgres, make_settings: SettingsFactory) -> None:
+def test_missing_vector_extension_explains_fix(
+    postgres: Postgres, make_settings: SettingsFactory
+) -> None:
     with postgres.connect() as conn:
         conn.execute("CREATE DATABASE vs_noext OWNER vs_owner")
-    with owner_connection(postgres, "vs_noext") as conn, pytest.raises(MigrationError, match="CREATE EXTENSION vector"):
+    with (
+        owner_connection(postgres, "vs_noext") as conn,
+        pytest.raises(MigrationError, match="CREATE EXTENSION vector"),
+    ):
         migrate(conn, make_settings(DATABASE_NAME="vs_noext"))
 
 
-def test_runtime_role_is_least_privilege(postgres: Postgres, main_db: str, corpus_ingested: object) -> None:
-    with psycopg.connect(postgres.dsn(main_db, "vs_app", "app-pw"), autocommit=True) as conn:
+def test_runtime_role_is_least_privilege(
+    postgres: Postgres, main_db: str, corpus_ingested: object
+) -> None:
+    with psycopg.connect(
+        postgres.dsn(main_db, "vs_app", "app-pw"), autocommit=True
+    ) as conn:
         assert conn.execute("SELECT count(*) FROM document_chunks").fetchone()[0] > 0  # type: ignore[index]
         conn.execute("SELECT * FROM document_stats").fetchall()
         conn.execute("SELECT * FROM query_performance LIMIT 1").fetchall()
@@ -81,7 +102,9 @@ def test_runtime_role_is_least_privilege(postgres: Postgres, main_db: str, corpu
                 conn.execute(statement)
 
 
-def test_query_performance_view_optional(postgres: Postgres, make_settings: SettingsFactory) -> None:
+def test_query_performance_view_optional(
+    postgres: Postgres, make_settings: SettingsFactory
+) -> None:
     with postgres.connect() as conn:
         conn.execute("CREATE DATABASE vs_nostat OWNER vs_owner")
     with postgres.connect("vs_nostat") as conn:
@@ -89,4 +112,6 @@ def test_query_performance_view_optional(postgres: Postgres, make_settings: Sett
     with owner_connection(postgres, "vs_nostat") as conn:
         report = migrate(conn, make_settings(DATABASE_NAME="vs_nostat"))
         assert any("pg_stat_statements" in note for note in report.notes)
-        assert conn.execute("SELECT to_regclass('query_performance')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('query_performance')").fetchone() == (
+            None,
+        )

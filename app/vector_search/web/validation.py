@@ -99,7 +99,8 @@ def parse_search(data: dict[str, Any], default_threshold: float) -> SearchReques
             "query", f"query must be {QUERY_MIN} to {QUERY_MAX} characters long"
         )
 
-    raw_filters = data.get("filters") or {}
+    raw_filters = data.get("filters")
+    raw_filters = {} if raw_filters is None else raw_filters
     if not isinstance(raw_filters, dict):
         raise _invalid("filters", "filters must be an object")
     _reject_unknown(raw_filters, FILTER_FIELDS, "filters.")
@@ -120,7 +121,8 @@ def parse_search(data: dict[str, Any], default_threshold: float) -> SearchReques
         else None,
     )
 
-    raw_config = data.get("config") or {}
+    raw_config = data.get("config")
+    raw_config = {} if raw_config is None else raw_config
     if not isinstance(raw_config, dict):
         raise _invalid("config", "config must be an object")
     _reject_unknown(raw_config, CONFIG_FIELDS, "config.")
