@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -63,6 +64,18 @@ class Cache:
         self._search_ttl = settings.cache_search_ttl
         self._embedding_ttl = settings.cache_embedding_ttl
         self._record = record or (lambda cache, result: None)
+        self._retry_after = 0.0
+
+    # A failed Redis call makes the cache skip Redis for a few seconds, so a
+    # blackholed Redis costs one socket timeout per few seconds, not per request.
+    _BACKOFF_SECONDS = 2.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._retry_after
+
+    def _failed(self, exc: Exception, action: str) -> None:
+        self._retry_after = time.monotonic() + self._BACKOFF_SECONDS
+        log.warning("cache %s failed", action, extra={"error": type(exc).__name__})
 
     @property
     def client(self) -> redis.Redis:
@@ -74,22 +87,25 @@ class Cache:
     def _get_json(self, key: str, kind: str) -> Any | None:
         if not self._enabled:
             return None
+        if not self._available():
+            self._record(kind, "error")
+            return None
         try:
             raw = self._client.get(key)
         except redis.RedisError as exc:
-            log.warning("cache read failed", extra={"error": type(exc).__name__})
+            self._failed(exc, "read")
             self._record(kind, "error")
             return None
         self._record(kind, "miss" if raw is None else "hit")
         return None if raw is None else json.loads(raw)
 
     def _set_json(self, key: str, value: Any, ttl: int) -> None:
-        if not self._enabled:
+        if not self._enabled or not self._available():
             return
         try:
             self._client.set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
         except redis.RedisError as exc:
-            log.warning("cache write failed", extra={"error": type(exc).__name__})
+            self._failed(exc, "write")
 
     # -- query embeddings -----------------------------------------------------
     def embedding_key(self, model: str, text: str) -> str:
@@ -105,9 +121,12 @@ class Cache:
     # -- search responses -----------------------------------------------------
     def generation(self) -> int | None:
         """The corpus generation, or None when Redis cannot be read."""
+        if not self._enabled or not self._available():
+            return None
         try:
             raw = self._client.get(self._key("generation"))
-        except redis.RedisError:
+        except redis.RedisError as exc:
+            self._failed(exc, "read")
             return None
         return int(raw) if raw is not None else 0
 
@@ -145,10 +164,14 @@ class Cache:
         return deleted
 
     def ping(self) -> bool:
+        """Always asks Redis (health checks), and resets the back-off when it answers."""
         try:
-            return bool(self._client.ping())
+            ok = bool(self._client.ping())
         except redis.RedisError:
             return False
+        if ok:
+            self._retry_after = 0.0
+        return ok
 
     def info(self) -> dict[str, Any]:
         info = self._client.info()

@@ -38,7 +38,6 @@ def create_pool(settings: Settings) -> psycopg_pool.ConnectionPool:
             "prepare_threshold": settings.database_prepare_threshold,
         },
         name="vector-search",
-        reconnect_timeout=0,
     )
     pool.open(wait=False)
     return pool

@@ -141,7 +141,13 @@ def test_serve_with_waitress(
     make_settings: SettingsFactory,
 ) -> None:
     port = free_port()
-    env = {**os.environ, **base_env, "CACHE_NAMESPACE": "vs-serve-test", "THREADS": "2"}
+    env = {
+        **os.environ,
+        **base_env,
+        "CACHE_NAMESPACE": "vs-serve-test",
+        "THREADS": "2",
+        "TRUSTED_PROXY": "127.0.0.1",
+    }
     stderr = tmp_path / "serve.log"
     with stderr.open("wb") as err:
         process = subprocess.Popen(

@@ -111,3 +111,10 @@ def test_example_env_file_documents_every_setting(tmp_path: Path) -> None:
     assert load_settings(environ={}, env_file=str(example)) == load_settings(
         environ=_env(tmp_path)
     )
+
+
+def test_committed_example_is_current() -> None:
+    example = Path(__file__).resolve().parents[2] / "app" / "vector-search.env.example"
+    assert example.read_text() == example_env_file(), (
+        "regenerate: vector-search config --example"
+    )
