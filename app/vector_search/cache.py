@@ -59,6 +59,8 @@ class Cache:
         record: Callable[[str, str], None] | None = None,
     ) -> None:
         self._client = client
+        # redis-py types its sync client's results as "Awaitable | Any"
+        self._r: Any = client
         self._ns = settings.cache_namespace
         self._enabled = settings.cache_enabled
         self._search_ttl = settings.cache_search_ttl
@@ -91,7 +93,7 @@ class Cache:
             self._record(kind, "error")
             return None
         try:
-            raw = self._client.get(key)
+            raw = self._r.get(key)
         except redis.RedisError as exc:
             self._failed(exc, "read")
             self._record(kind, "error")
@@ -124,7 +126,7 @@ class Cache:
         if not self._enabled or not self._available():
             return None
         try:
-            raw = self._client.get(self._key("generation"))
+            raw = self._r.get(self._key("generation"))
         except redis.RedisError as exc:
             self._failed(exc, "read")
             return None
@@ -146,7 +148,7 @@ class Cache:
 
     def bump_generation(self) -> int:
         """Called after ingestion changes the corpus; raises redis.RedisError if Redis is down."""
-        return int(self._client.incr(self._key("generation")))
+        return int(self._r.incr(self._key("generation")))
 
     def clear(self) -> int:
         """Delete this namespace's cached embeddings and responses (never FLUSHDB)."""
@@ -156,10 +158,10 @@ class Cache:
             for key in self._client.scan_iter(match=pattern, count=500):
                 batch.append(key)
                 if len(batch) >= 500:
-                    deleted += int(self._client.unlink(*batch))
+                    deleted += int(self._r.unlink(*batch))
                     batch = []
             if batch:
-                deleted += int(self._client.unlink(*batch))
+                deleted += int(self._r.unlink(*batch))
         self.bump_generation()
         return deleted
 
@@ -174,7 +176,7 @@ class Cache:
         return ok
 
     def info(self) -> dict[str, Any]:
-        info = self._client.info()
+        info = self._r.info()
         return {
             "used_memory": info.get("used_memory_human", "unknown"),
             "connected_clients": info.get("connected_clients", 0),

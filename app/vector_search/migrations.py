@@ -24,10 +24,10 @@ LOCK_KEY = 741_852_963
 class Migration:
     version: int
     name: str
-    statements: Callable[[Settings], list[sql.Composable]]
+    statements: Callable[[Settings], list[sql.SQL | sql.Composed]]
 
 
-def _v1(settings: Settings) -> list[sql.Composable]:
+def _v1(settings: Settings) -> list[sql.SQL | sql.Composed]:
     dim = sql.Literal(settings.embedding_dimension)
     ts = sql.Literal(settings.text_search_config)
     return [

@@ -184,7 +184,7 @@ class SearchEngine:
         )
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                self.sql(request.filters),  # type: ignore[arg-type]
+                self.sql(request.filters),  # type: ignore[arg-type,unused-ignore]
                 self.params(request, vector, clearance, max_results),
             )
             return [format_result(row) for row in cur.fetchall()]

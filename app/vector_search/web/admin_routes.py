@@ -19,7 +19,8 @@ from vector_search.web.ratelimit import role_limit
 
 
 def _services() -> Services:
-    return current_app.extensions["vector_search"]
+    services: Services = current_app.extensions["vector_search"]
+    return services
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def authenticate(services: Services) -> None:
 
 
 def current_principal() -> Principal:
-    principal = g.get("principal")
+    principal: Principal | None = g.get("principal")
     if principal is None:  # pragma: no cover - authenticate always runs first
         raise _unauthorized("not authenticated")
     return principal

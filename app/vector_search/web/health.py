@@ -16,7 +16,8 @@ from vector_search.services import Services
 
 
 def _services() -> Services:
-    return current_app.extensions["vector_search"]
+    services: Services = current_app.extensions["vector_search"]
+    return services
 
 
 def _timed(check: Any) -> dict[str, Any]:

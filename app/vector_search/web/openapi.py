@@ -138,7 +138,7 @@ def build_openapi() -> dict[str, Any]:
         "type": "object",
         "properties": {"status": {"type": "string"}, "version": {"type": "string"}},
     }
-    auth = [{"bearer": []}, {}]
+    auth: list[dict[str, list[str]]] = [{"bearer": []}, {}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "vector-search", "version": __version__},

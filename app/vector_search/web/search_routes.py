@@ -17,7 +17,8 @@ from vector_search.web.validation import parse_search, read_json_body
 
 
 def _services() -> Services:
-    return current_app.extensions["vector_search"]
+    services: Services = current_app.extensions["vector_search"]
+    return services
 
 
 def query_vector(services: Services, text: str) -> list[float]:

@@ -60,7 +60,10 @@ class MiniLMEmbedder:
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
-        self._sep_id = self._tokenizer.token_to_id("[SEP]")
+        sep_id = self._tokenizer.token_to_id("[SEP]")
+        if sep_id is None:
+            raise RuntimeError("the tokenizer has no [SEP] token")
+        self._sep_id: int = sep_id
 
     def embed(
         self, texts: list[str], truncate: bool = True, batch_size: int = 32
