@@ -6,7 +6,6 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,8 +17,10 @@ from vector_search.keys import create_key
 from vector_search.migrations import migrate
 from vector_search.web.app import create_app
 from vs_services import (
+    CORPUS,
     Postgres,
     RedisServer,
+    SettingsFactory,
     Standin,
     create_database,
     owner_connection,
@@ -28,8 +29,6 @@ from vs_services import (
     start_standin,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "files" / "sample-corpus"
 _db_counter = itertools.count(1)
 
 
@@ -89,9 +88,6 @@ def base_env(
         "CHUNK_OVERLAP": "20",
         "LOG_LEVEL": "INFO",
     }
-
-
-SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture(scope="session")
@@ -190,11 +186,3 @@ def make_client(
     yield factory
     for application in apps:
         application.extensions["vector_search"].close()
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def search(client: FlaskClient, body: dict[str, Any], key: str | None = None) -> Any:
-    return client.post("/api/search", json=body, headers=bearer(key) if key else {})

@@ -7,12 +7,11 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import bearer, search
 from flask import Flask
 from flask.testing import FlaskClient
 from vector_search import __version__
 from vector_search.keys import create_key, revoke_key
-from vs_services import Postgres, owner_connection
+from vs_services import Postgres, bearer, owner_connection, search
 
 GOOD = {"query": "eduroam wifi"}
 

@@ -12,10 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, SettingsFactory
 from vector_search import __version__
 from vector_search.cli import main
-from vs_services import Postgres, create_database, free_port
+from vs_services import CORPUS, Postgres, SettingsFactory, create_database, free_port
 
 
 @pytest.fixture

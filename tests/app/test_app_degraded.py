@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import bearer
 from flask.testing import FlaskClient
-from vs_services import free_port, start_redis
+from vs_services import bearer, free_port, start_redis
 
 GOOD = {"query": "eduroam wifi"}
 

@@ -6,13 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, SettingsFactory
 from pgvector.psycopg import register_vector
 from vector_search.chunking import chunk_text
 from vector_search.embedder import OllamaEmbedder
 from vector_search.ingest import Ingestor, IngestSummary
 from vector_search.loaders import DocumentError
-from vs_services import Postgres, owner_connection
+from vs_services import CORPUS, Postgres, SettingsFactory, owner_connection
 
 
 def _ingest(

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import bearer
 from flask.testing import FlaskClient
-from vs_services import PG_USER_NAME, Postgres, _wait_for, free_port
+from vs_services import PG_USER_NAME, Postgres, _wait_for, bearer, free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None

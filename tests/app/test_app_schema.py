@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import SettingsFactory
 from vector_search.migrations import LATEST_VERSION, MigrationError, migrate
-from vs_services import Postgres, create_database, owner_connection
+from vs_services import Postgres, SettingsFactory, create_database, owner_connection
 
 
 def test_migrate_from_empty_then_rerun(

