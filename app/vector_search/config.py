@@ -366,9 +366,11 @@ SETTINGS: tuple[Spec, ...] = (
     Spec(
         "LEXICAL_RETRIEVER",
         "tsrank",
-        "lexical retriever: tsrank (OR-ed lexemes ranked by ts_rank) or none",
-        _choice("tsrank", "none"),
+        "lexical retriever: tsrank (OR-ed lexemes ranked by ts_rank), bm25 or none",
+        _choice("tsrank", "bm25", "none"),
     ),
+    Spec("BM25_K1", "1.2", "BM25 term-frequency saturation k1", _float(0, 10)),
+    Spec("BM25_B", "0.75", "BM25 length normalisation b", _float(0, 1)),
     Spec(
         "DEFAULT_SIMILARITY_THRESHOLD",
         "0.2",
@@ -432,6 +434,8 @@ class Settings:
     search_candidates: int
     rrf_k: int
     lexical_retriever: str
+    bm25_k1: float
+    bm25_b: float
     default_similarity_threshold: float
 
     @property

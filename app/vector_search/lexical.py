@@ -3,13 +3,20 @@
 A retriever yields the body of a CTE named ``lex`` with columns
 ``(id, lex_score)``, at most ``%(candidates)s`` rows, best first, obeying the
 same filter predicate as the vector side. The hybrid query fuses it with the
-vector list by Reciprocal Rank Fusion. A BM25 retriever (issue 10) plugs in
-here without touching the rest of the query.
+vector list by Reciprocal Rank Fusion.
+
+Both retrievers OR the query's lexemes: question-style queries AND-ed by
+``websearch_to_tsquery`` match almost nothing. Lexemes are quoted into a
+``tsquery`` literal (quotes doubled, backslashes escaped), so user input is
+never parsed as tsquery syntax.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
+
+# SQL: the text column "lexeme" as a quoted tsquery operand
+QUOTED_LEXEME = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
 
 
 class LexicalRetriever(Protocol):
@@ -19,20 +26,24 @@ class LexicalRetriever(Protocol):
         """SQL for ``lex AS MATERIALIZED (...)``; may use %(query)s, %(tsconfig)s, %(candidates)s."""
         ...
 
+    def params(self) -> dict[str, Any]:
+        """Extra query parameters the CTE uses."""
+        ...
+
 
 class TsRankRetriever:
-    """The query's lexemes OR-ed (not AND-ed: questions would match nothing), ranked
-    by length-normalised ``ts_rank``; the GIN index finds the matches."""
+    """OR-ed lexemes ranked by length-normalised ``ts_rank``; the GIN index finds matches."""
 
     name = "tsrank"
+
+    def params(self) -> dict[str, Any]:
+        return {}
 
     def cte(self, filters_sql: str) -> str:
         return f"""
         SELECT c.id, ts_rank(c.tsv, q.query, 1) AS lex_score
         FROM document_chunks c,
-             (SELECT (SELECT string_agg(
-                         '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''',
-                         ' | ')
+             (SELECT (SELECT string_agg({QUOTED_LEXEME}, ' | ')
                       FROM unnest(tsvector_to_array(
                           to_tsvector(%(tsconfig)s::regconfig, %(query)s))) AS lexeme
                      )::tsquery AS query) AS q
@@ -41,16 +52,70 @@ class TsRankRetriever:
         LIMIT %(candidates)s"""
 
 
+class Bm25Retriever:
+    """Okapi BM25 over the chunks' tsvectors, from term statistics that triggers keep
+    exact (``lexeme_stats``: chunks per lexeme; ``corpus_stats``: chunk count and
+    total tokens; migration 2). Every chunk sharing a lexeme with the query (found
+    through the GIN index) is scored exactly: tf from the tsvector positions,
+    document length from ``token_count``, idf = ln(1 + (N - df + 0.5) / (df + 0.5)).
+    Bounding the candidate set for large corpora is left to issue 10's benchmark."""
+
+    name = "bm25"
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+
+    def params(self) -> dict[str, Any]:
+        return {"bm25_k1": self.k1, "bm25_b": self.b}
+
+    def cte(self, filters_sql: str) -> str:
+        return f"""
+        WITH query_terms AS (
+            SELECT s.lexeme,
+                   ln(1 + (cs.chunk_count - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf,
+                   cs.total_tokens::float8 / greatest(cs.chunk_count, 1) AS avg_len
+            FROM (SELECT DISTINCT lexeme
+                  FROM unnest(tsvector_to_array(
+                      to_tsvector(%(tsconfig)s::regconfig, %(query)s))) AS lexeme) AS q
+            JOIN lexeme_stats s USING (lexeme)
+            CROSS JOIN corpus_stats cs
+            WHERE s.doc_freq > 0
+        ), query_ts AS (
+            SELECT (string_agg({QUOTED_LEXEME}, ' | '))::tsquery AS query FROM query_terms
+        ), matches AS MATERIALIZED (
+            SELECT c.id, c.tsv, c.token_count
+            FROM document_chunks c, query_ts
+            WHERE query_ts.query IS NOT NULL AND c.tsv @@ query_ts.query AND {filters_sql}
+        )
+        SELECT m.id,
+               sum(t.idf * (e.tf * (%(bm25_k1)s + 1))
+                   / (e.tf + %(bm25_k1)s * (1 - %(bm25_b)s
+                                             + %(bm25_b)s * m.token_count / t.avg_len))) AS lex_score
+        FROM matches m
+        CROSS JOIN LATERAL (
+            SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf FROM unnest(m.tsv) AS u
+        ) AS e
+        JOIN query_terms t ON t.lexeme = e.lexeme
+        GROUP BY m.id
+        ORDER BY lex_score DESC, m.id
+        LIMIT %(candidates)s"""
+
+
 class NoLexicalRetriever:
     """Vectors only."""
 
     name = "none"
 
+    def params(self) -> dict[str, Any]:
+        return {}
+
     def cte(self, filters_sql: str) -> str:
         return "SELECT NULL::bigint AS id, NULL::real AS lex_score WHERE false"
 
 
-def make_retriever(name: str) -> LexicalRetriever:
+def make_retriever(name: str, k1: float = 1.2, b: float = 0.75) -> LexicalRetriever:
+    if name == "bm25":
+        return Bm25Retriever(k1, b)
     if name == "tsrank":
         return TsRankRetriever()
     if name == "none":

@@ -111,7 +111,111 @@ def _v1(settings: Settings) -> list[sql.SQL | sql.Composed]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1),)
+def _v2(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """BM25 term statistics, kept exact by statement-level triggers (with transition
+    tables, so COPY, cascaded deletes and updates are all counted) in the same
+    transaction as the change."""
+    ts = sql.Literal(settings.text_search_config)
+    return [
+        sql.SQL("""
+        CREATE FUNCTION tsvector_token_count(tsvector) RETURNS integer
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        RETURN (SELECT coalesce(sum(coalesce(pg_catalog.array_length(u.positions, 1), 1)), 0)::integer
+                FROM pg_catalog.unnest($1) AS u)"""),
+        sql.SQL("""
+        ALTER TABLE document_chunks ADD COLUMN token_count integer GENERATED ALWAYS AS (
+            tsvector_token_count(
+                setweight(to_tsvector({ts}::regconfig, heading), 'A')
+                || to_tsvector({ts}::regconfig, text))
+        ) STORED""").format(ts=ts),
+        sql.SQL("""
+        CREATE TABLE lexeme_stats (
+            lexeme text PRIMARY KEY,
+            doc_freq integer NOT NULL CHECK (doc_freq >= 0)
+        )"""),
+        sql.SQL("""
+        CREATE TABLE corpus_stats (
+            id boolean PRIMARY KEY DEFAULT true CHECK (id),
+            chunk_count bigint NOT NULL,
+            total_tokens bigint NOT NULL
+        )"""),
+        sql.SQL("""
+        INSERT INTO corpus_stats (chunk_count, total_tokens)
+        SELECT count(*), coalesce(sum(token_count), 0) FROM document_chunks"""),
+        sql.SQL("""
+        INSERT INTO lexeme_stats (lexeme, doc_freq)
+        SELECT lexeme, count(*) FROM document_chunks, unnest(tsvector_to_array(tsv)) AS lexeme
+        GROUP BY lexeme"""),
+        sql.SQL("""
+        CREATE FUNCTION bm25_stats_add() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO lexeme_stats AS s (lexeme, doc_freq)
+            SELECT lexeme, count(*)
+            FROM new_rows, unnest(tsvector_to_array(new_rows.tsv)) AS lexeme
+            GROUP BY lexeme ORDER BY lexeme
+            ON CONFLICT (lexeme) DO UPDATE SET doc_freq = s.doc_freq + EXCLUDED.doc_freq;
+            UPDATE corpus_stats SET
+                chunk_count = chunk_count + (SELECT count(*) FROM new_rows),
+                total_tokens = total_tokens + (SELECT coalesce(sum(token_count), 0) FROM new_rows);
+            RETURN NULL;
+        END $$"""),
+        sql.SQL("""
+        CREATE FUNCTION bm25_stats_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched text[];
+        BEGIN
+            WITH gone AS (
+                SELECT lexeme, count(*) AS n
+                FROM old_rows, unnest(tsvector_to_array(old_rows.tsv)) AS lexeme
+                GROUP BY lexeme ORDER BY lexeme
+            ), changed AS (
+                UPDATE lexeme_stats s SET doc_freq = s.doc_freq - gone.n
+                FROM gone WHERE s.lexeme = gone.lexeme
+                RETURNING s.lexeme, s.doc_freq
+            )
+            SELECT array_agg(lexeme) INTO touched FROM changed WHERE doc_freq <= 0;
+            IF touched IS NOT NULL THEN
+                DELETE FROM lexeme_stats WHERE lexeme = ANY(touched) AND doc_freq <= 0;
+            END IF;
+            UPDATE corpus_stats SET
+                chunk_count = chunk_count - (SELECT count(*) FROM old_rows),
+                total_tokens = total_tokens - (SELECT coalesce(sum(token_count), 0) FROM old_rows);
+            RETURN NULL;
+        END $$"""),
+        sql.SQL("""
+        CREATE FUNCTION bm25_stats_reset() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM lexeme_stats;
+            UPDATE corpus_stats SET chunk_count = 0, total_tokens = 0;
+            RETURN NULL;
+        END $$"""),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_insert AFTER INSERT ON document_chunks "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_add()"
+        ),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_delete AFTER DELETE ON document_chunks "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_remove()"
+        ),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_update_old AFTER UPDATE ON document_chunks "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_remove()"
+        ),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_update_new AFTER UPDATE ON document_chunks "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_add()"
+        ),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_truncate AFTER TRUNCATE ON document_chunks "
+            "FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_reset()"
+        ),
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1),
+    Migration(2, "bm25 term statistics", _v2),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
@@ -248,10 +352,12 @@ def _grant_runtime(
     statements = [
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
         sql.SQL(
-            "REVOKE ALL ON documents, document_chunks, api_keys, schema_migrations FROM {}"
+            "REVOKE ALL ON documents, document_chunks, api_keys, schema_migrations, lexeme_stats, "
+            "corpus_stats FROM {}"
         ).format(ident),
         sql.SQL(
-            "GRANT SELECT ON documents, document_chunks, schema_migrations TO {}"
+            "GRANT SELECT ON documents, document_chunks, schema_migrations, lexeme_stats, "
+            "corpus_stats TO {}"
         ).format(ident),
         sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
         sql.SQL("GRANT UPDATE (last_used_at) ON api_keys TO {}").format(ident),

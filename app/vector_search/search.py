@@ -167,6 +167,7 @@ class SearchEngine:
             "w_pop": cfg.popularity_weight,
             "w_dep": cfg.department_weight,
             "max_results": max_results,
+            **self.retriever.params(),
         }
 
     def run(

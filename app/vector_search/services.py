@@ -35,7 +35,9 @@ class Services:
             cache=Cache(create_client(settings), settings, metrics.record_cache),
             embedder=OllamaEmbedder(settings, metrics.observe_embed),
             engine=SearchEngine(
-                make_retriever(settings.lexical_retriever),
+                make_retriever(
+                    settings.lexical_retriever, settings.bm25_k1, settings.bm25_b
+                ),
                 settings.search_candidates,
                 settings.rrf_k,
                 settings.text_search_config,

@@ -1,0 +1,214 @@
+"""BM25 lexical retrieval: exact term statistics and scores (issue 10 groundwork)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+from vector_search.embedder import OllamaEmbedder
+from vector_search.ingest import Ingestor
+from vector_search.lexical import Bm25Retriever
+from vector_search.search import Filters, filter_predicate
+from vs_services import CORPUS, Postgres, SettingsFactory, owner_connection, search
+
+
+def _ingest(
+    postgres: Postgres, db: str, settings: Any, path: Path, prune: bool = False
+) -> None:
+    embedder = OllamaEmbedder(settings)
+    try:
+        with owner_connection(postgres, db) as conn:
+            register_vector(conn)
+            Ingestor(conn, embedder, settings).ingest([path], prune=prune)
+    finally:
+        embedder.close()
+
+
+def _assert_stats_exact(conn: psycopg.Connection[Any]) -> None:
+    expected = dict(
+        conn.execute(
+            "SELECT lexeme, count(*) FROM document_chunks, unnest(tsvector_to_array(tsv)) AS lexeme "
+            "GROUP BY lexeme"
+        ).fetchall()
+    )
+    stored = dict(conn.execute("SELECT lexeme, doc_freq FROM lexeme_stats").fetchall())
+    assert stored == expected
+    totals = conn.execute(
+        "SELECT count(*), coalesce(sum(token_count), 0) FROM document_chunks"
+    ).fetchone()
+    assert (
+        conn.execute("SELECT chunk_count, total_tokens FROM corpus_stats").fetchone()
+        == totals
+    )
+    lengths = conn.execute(
+        "SELECT count(*) FROM document_chunks c WHERE c.token_count <> "
+        "(SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0) FROM unnest(c.tsv) u)"
+    ).fetchone()
+    assert lengths == (0,)
+
+
+def test_stats_stay_exact(
+    postgres: Postgres, fresh_db: tuple[str, SettingsFactory], tmp_path: Path
+) -> None:
+    db, factory = fresh_db
+    settings = factory()
+    source = tmp_path / "corpus"
+    shutil.copytree(CORPUS, source)
+    with owner_connection(postgres, db) as conn:
+        _assert_stats_exact(conn)  # empty
+    _ingest(postgres, db, settings, source)
+    with owner_connection(postgres, db) as conn:
+        _assert_stats_exact(conn)
+        assert conn.execute("SELECT chunk_count FROM corpus_stats").fetchone()[0] > 0  # type: ignore[index]
+    _ingest(postgres, db, settings, source)  # re-ingest: unchanged
+    page = source / "it-services" / "eduroam-wifi.md"
+    page.write_text(
+        page.read_text() + "\nZebracrossing quokka lexemes appear only here.\n"
+    )
+    _ingest(postgres, db, settings, source)  # update
+    with owner_connection(postgres, db) as conn:
+        _assert_stats_exact(conn)
+        assert conn.execute(
+            "SELECT doc_freq FROM lexeme_stats WHERE lexeme = 'quokka'"
+        ).fetchone() == (1,)
+    page.write_text(
+        page.read_text().replace("Zebracrossing quokka lexemes appear only here.", "")
+    )
+    (source / "library" / "library-services.md").unlink()
+    _ingest(
+        postgres, db, settings, source, prune=True
+    )  # update + prune (cascaded delete)
+    with owner_connection(postgres, db) as conn:
+        _assert_stats_exact(conn)
+        assert (
+            conn.execute(
+                "SELECT 1 FROM lexeme_stats WHERE lexeme = 'quokka'"
+            ).fetchone()
+            is None
+        )
+        conn.execute("UPDATE document_chunks SET text = text || ' extra words here'")
+        _assert_stats_exact(conn)
+        conn.execute("DELETE FROM documents")
+        _assert_stats_exact(conn)
+        assert conn.execute(
+            "SELECT chunk_count, total_tokens FROM corpus_stats"
+        ).fetchone() == (0, 0)
+
+
+def _python_bm25(
+    conn: psycopg.Connection[Any], query: str, k1: float, b: float
+) -> dict[int, float]:
+    tf: dict[int, dict[str, int]] = defaultdict(dict)
+    for chunk_id, lexeme, count in conn.execute(
+        "SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) "
+        "FROM document_chunks c, unnest(c.tsv) AS u"
+    ):
+        tf[chunk_id][lexeme] = count
+    lengths = {cid: sum(terms.values()) for cid, terms in tf.items()}
+    n = len(tf)
+    avg = sum(lengths.values()) / n
+    df = Counter(lexeme for terms in tf.values() for lexeme in terms)
+    row = conn.execute(
+        "SELECT tsvector_to_array(to_tsvector('english', %s))", (query,)
+    ).fetchone()
+    terms = set(row[0]) if row else set()
+    scores: dict[int, float] = {}
+    for cid, chunk_terms in tf.items():
+        score = 0.0
+        for term in terms & set(chunk_terms):
+            idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+            f = chunk_terms[term]
+            score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * lengths[cid] / avg))
+        if score:
+            scores[cid] = score
+    return scores
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "password reset instructions",
+        "how do I connect to the eduroam wireless network?",
+        "library",
+    ],
+)
+def test_scores_match_reference_bm25(
+    postgres: Postgres, main_db: str, corpus_ingested: object, query: str
+) -> None:
+    retriever = Bm25Retriever(k1=1.2, b=0.75)
+    sql = f"SELECT * FROM ({retriever.cte(filter_predicate(Filters()))}) AS lex"
+    params = {
+        "query": query,
+        "tsconfig": "english",
+        "candidates": 1000,
+        "clearance": 5,
+        **retriever.params(),
+    }
+    with owner_connection(postgres, main_db) as conn:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)  # type: ignore[arg-type]
+            got = {row["id"]: float(row["lex_score"]) for row in cur.fetchall()}
+        expected = _python_bm25(conn, query, 1.2, 0.75)
+    assert got.keys() == expected.keys()
+    for chunk_id, score in expected.items():
+        assert math.isclose(got[chunk_id], score, rel_tol=1e-9), chunk_id
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("password reset instructions", "it-password-reset"),
+        ("eduroam wifi", "it-eduroam"),
+        ("how many books can I borrow", "library-services"),
+        ("report a leaking roof", "estates-maintenance"),
+    ],
+)
+def test_hybrid_search_with_bm25(
+    make_client: Callable[..., FlaskClient],
+    api_keys: dict[str, str],
+    query: str,
+    expected: str,
+) -> None:
+    client = make_client(LEXICAL_RETRIEVER="bm25")
+    body = search(client, {"query": query}, api_keys["student"]).json
+    assert body["results"][0]["document_id"] == expected
+    assert body["results"][0]["score_parts"]["lexical_rank"] is not None
+
+
+@pytest.mark.parametrize("query", ["the and of which", "zzzzqqqq xxyyzz"])
+def test_no_lexical_match_falls_back_to_vectors(
+    make_client: Callable[..., FlaskClient], api_keys: dict[str, str], query: str
+) -> None:
+    client = make_client(LEXICAL_RETRIEVER="bm25")
+    response = search(
+        client,
+        {"query": query, "config": {"similarity_threshold": -1}},
+        api_keys["staff"],
+    )
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert results and all(r["score_parts"]["lexical_rank"] is None for r in results)
+
+
+def test_bm25_respects_clearance(
+    make_client: Callable[..., FlaskClient], api_keys: dict[str, str]
+) -> None:
+    client = make_client(LEXICAL_RETRIEVER="bm25")
+    body = search(
+        client,
+        {
+            "query": "forensic evidence escalation runbook",
+            "config": {"similarity_threshold": -1, "max_results": 20},
+        },
+        api_keys["student"],
+    ).json
+    assert all(r["metadata"]["clearance_level"] <= 2 for r in body["results"])
