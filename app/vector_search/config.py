@@ -365,8 +365,8 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("RRF_K", "60", "Reciprocal Rank Fusion constant", _int(1, 1000)),
     Spec(
         "LEXICAL_RETRIEVER",
-        "tsrank",
-        "lexical retriever: tsrank (OR-ed lexemes ranked by ts_rank), bm25 or none",
+        "bm25",
+        "lexical retriever: bm25 (Okapi BM25 from term statistics), tsrank (OR-ed lexemes ranked by ts_rank) or none",
         _choice("tsrank", "bm25", "none"),
     ),
     Spec("BM25_K1", "1.2", "BM25 term-frequency saturation k1", _float(0, 10)),
