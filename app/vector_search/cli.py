@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from vector_search import __version__
 from vector_search.config import ConfigError, Settings, example_env_file, load_settings
@@ -40,10 +43,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.trusted_proxy:
         options["trusted_proxy"] = settings.trusted_proxy
         options["trusted_proxy_headers"] = set(settings.trusted_proxy_headers)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)  # waitress closes its server and waits for busy threads
+
+    signal.signal(signal.SIGTERM, _stop)
+    logging.getLogger("vector_search").info(
+        "serving",
+        extra={"version": __version__, "host": settings.host, "port": settings.port},
+    )
     try:
         waitress.serve(app, **options)
     finally:
         app.extensions["vector_search"].close()
+        logging.getLogger("vector_search").info(
+            "stopped", extra={"port": settings.port}
+        )
     return 0
 
 

