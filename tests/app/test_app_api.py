@@ -50,6 +50,12 @@ GOOD = {"query": "eduroam wifi"}
             "config.similarity_weight",
         ),
         ({"query": "eduroam", "config": {"unknown": 1}}, "config.unknown"),
+        ({"query": "edu\u0000roam"}, "query"),
+        ({"query": "eduroam", "filters": {"campus": "a\u0000b"}}, "filters.campus"),
+        (
+            {"query": "eduroam", "config": {"preferred_department": "x\u0000"}},
+            "config.preferred_department",
+        ),
     ],
 )
 def test_validation_errors(client: FlaskClient, body: dict, field: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Request
@@ -22,6 +23,9 @@ CONFIG_FIELDS = {
     "department_weight",
     "preferred_department",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -74,7 +78,12 @@ def _strings(value: Any, field: str) -> tuple[str, ...]:
         raise _invalid(field, f"{field} must be a string or a list of 1 to 20 strings")
     out = []
     for item in items:
-        if not isinstance(item, str) or not item.strip() or len(item) > 200:
+        if (
+            not isinstance(item, str)
+            or not item.strip()
+            or len(item) > 200
+            or _CONTROL.search(item)
+        ):
             raise _invalid(
                 field, f"{field} entries must be non-empty strings (200 chars at most)"
             )
@@ -98,6 +107,8 @@ def parse_search(data: dict[str, Any], default_threshold: float) -> SearchReques
         raise _invalid(
             "query", f"query must be {QUERY_MIN} to {QUERY_MAX} characters long"
         )
+    if _CONTROL.search(query):
+        raise _invalid("query", "query must not contain control characters")
 
     raw_filters = data.get("filters")
     raw_filters = {} if raw_filters is None else raw_filters
@@ -128,7 +139,9 @@ def parse_search(data: dict[str, Any], default_threshold: float) -> SearchReques
     _reject_unknown(raw_config, CONFIG_FIELDS, "config.")
     preferred = raw_config.get("preferred_department")
     if preferred is not None and (
-        not isinstance(preferred, str) or not 0 < len(preferred) <= 200
+        not isinstance(preferred, str)
+        or not 0 < len(preferred) <= 200
+        or _CONTROL.search(preferred)
     ):
         raise _invalid(
             "config.preferred_department",
