@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build release-shaped archives of the Ollama API stand-in for the ollama
+# role's Molecule scenario (the real Ollama cannot be downloaded here).
+#
+#   build-archives.sh OUTDIR VERSION [VERSION...]
+#
+# For each VERSION writes OUTDIR/VERSION/ollama-linux-amd64.tgz laid out like
+# an official release (bin/ollama, lib/ollama/...) and OUTDIR/VERSION/sha256.
+# bin/ollama is a launcher: `ollama serve` starts files/ollama-standin with
+# the target's python3 (Debian 13: 3.13) and reads OLLAMA_HOST like Ollama;
+# /api/version reports VERSION. The wheels are resolved here, on the
+# controller, for cp313/manylinux x86_64, so targets need no network.
+# Archives are cached: a rebuild happens only when the stand-in changes.
+set -euo pipefail
+
+out=${1:?usage: $0 OUTDIR VERSION...}
+shift
+[ $# -gt 0 ] || { echo "usage: $0 OUTDIR VERSION..." >&2; exit 2; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+standin=$(cd "$here/../../files/ollama-standin" && pwd)
+pip=${PIP:-pip}
+
+# Cache key: the stand-in's sources and pins, and this script.
+key=$( (cd "$standin" && find ollama_standin pyproject.toml requirements.txt -type f \
+          ! -path '*__pycache__*' -print0 | sort -z | xargs -0 sha256sum; sha256sum "$here/build-archives.sh") \
+       | sha256sum | cut -c1-16)
+mkdir -p "$out"
+stamp="$out/.key"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+  missing=0
+  for v in "$@"; do [ -s "$out/$v/sha256" ] || missing=1; done
+  [ "$missing" = 0 ] && { echo "archives up to date in $out"; exit 0; }
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+site="$work/site"
+"$pip" install --quiet --disable-pip-version-check --no-compile --no-deps \
+  --only-binary=:all: --implementation cp --python-version 3.13 --abi cp313 \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 \
+  --target "$site" -r "$standin/requirements.txt"
+# The stand-in itself is pure Python: copy the package.
+(cd "$standin" && tar --exclude=__pycache__ -cf - ollama_standin) | tar -C "$site" -xf -
+rm -rf "$site"/bin
+
+for v in "$@"; do
+  root="$work/release-$v"
+  mkdir -p "$root/bin" "$root/lib/ollama"
+  cp -a "$site" "$root/lib/ollama/standin"
+  cat >"$root/bin/ollama" <<LAUNCHER
+#!/bin/sh
+# NOT Ollama: release-shaped launcher of the Ollama API stand-in
+# (files/ollama-standin), built for tests only. Version $v.
+set -eu
+root=\$(dirname "\$(dirname "\$(readlink -f "\$0")")")
+export PYTHONPATH="\$root/lib/ollama/standin"
+export PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1
+export OLLAMA_STANDIN_REPORTED_VERSION="\${OLLAMA_STANDIN_REPORTED_VERSION:-$v}"
+case "\${1:-}" in
+  -v|--version) echo "ollama version is $v (stand-in, not Ollama)"; exit 0 ;;
+esac
+exec python3 -m ollama_standin "\$@"
+LAUNCHER
+  chmod 0755 "$root/bin/ollama"
+  mkdir -p "$out/$v"
+  tar -C "$root" --owner=0 --group=0 --numeric-owner -czf "$out/$v/ollama-linux-amd64.tgz.tmp" bin lib
+  mv "$out/$v/ollama-linux-amd64.tgz.tmp" "$out/$v/ollama-linux-amd64.tgz"
+  sha256sum "$out/$v/ollama-linux-amd64.tgz" | cut -d' ' -f1 >"$out/$v/sha256"
+  rm -rf "$root"
+done
+echo "$key" >"$stamp"
+echo "built $* in $out"
