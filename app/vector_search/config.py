@@ -372,6 +372,12 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("BM25_K1", "1.2", "BM25 term-frequency saturation k1", _float(0, 10)),
     Spec("BM25_B", "0.75", "BM25 length normalisation b", _float(0, 1)),
     Spec(
+        "BM25_MAX_CANDIDATES",
+        "2000",
+        "most chunks BM25 scores per query (rarest query lexemes first)",
+        _int(10, 1_000_000),
+    ),
+    Spec(
         "DEFAULT_SIMILARITY_THRESHOLD",
         "0.2",
         "default minimum cosine similarity",
@@ -436,6 +442,7 @@ class Settings:
     lexical_retriever: str
     bm25_k1: float
     bm25_b: float
+    bm25_max_candidates: int
     default_similarity_threshold: float
 
     @property

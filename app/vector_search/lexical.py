@@ -55,18 +55,26 @@ class TsRankRetriever:
 class Bm25Retriever:
     """Okapi BM25 over the chunks' tsvectors, from term statistics that triggers keep
     exact (``lexeme_stats``: chunks per lexeme; ``corpus_stats``: chunk count and
-    total tokens; migration 2). Every chunk sharing a lexeme with the query (found
-    through the GIN index) is scored exactly: tf from the tsvector positions,
-    document length from ``token_count``, idf = ln(1 + (N - df + 0.5) / (df + 0.5)).
-    Bounding the candidate set for large corpora is left to issue 10's benchmark."""
+    total tokens; migration 2). Candidates are the chunks sharing a lexeme with the
+    query, found through the GIN index one lexeme at a time, rarest first, at most
+    ``max_candidates`` of them, so the work stays bounded as the corpus grows
+    (chunks holding only common lexemes are the first left out). Each candidate is
+    scored exactly: tf from the tsvector positions, document length from
+    ``token_count``, idf = ln(1 + (N - df + 0.5) / (df + 0.5))."""
 
     name = "bm25"
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
+    def __init__(
+        self, k1: float = 1.2, b: float = 0.75, max_candidates: int = 2000
+    ) -> None:
+        self.k1, self.b, self.max_candidates = k1, b, max_candidates
 
     def params(self) -> dict[str, Any]:
-        return {"bm25_k1": self.k1, "bm25_b": self.b}
+        return {
+            "bm25_k1": self.k1,
+            "bm25_b": self.b,
+            "bm25_max_candidates": self.max_candidates,
+        }
 
     def cte(self, filters_sql: str) -> str:
         return f"""
@@ -80,12 +88,23 @@ class Bm25Retriever:
             JOIN lexeme_stats s USING (lexeme)
             CROSS JOIN corpus_stats cs
             WHERE s.doc_freq > 0
-        ), query_ts AS (
-            SELECT (string_agg({QUOTED_LEXEME}, ' | '))::tsquery AS query FROM query_terms
+        ), candidate_ids AS (
+            SELECT DISTINCT hit.id
+            FROM (
+                SELECT hit.id
+                FROM query_terms t
+                CROSS JOIN LATERAL (
+                    SELECT c.id
+                    FROM document_chunks c
+                    WHERE c.tsv @@ ({QUOTED_LEXEME})::tsquery AND {filters_sql}
+                    LIMIT %(bm25_max_candidates)s
+                ) AS hit
+                ORDER BY t.idf DESC, hit.id
+                LIMIT %(bm25_max_candidates)s
+            ) AS hit
         ), matches AS MATERIALIZED (
             SELECT c.id, c.tsv, c.token_count
-            FROM document_chunks c, query_ts
-            WHERE query_ts.query IS NOT NULL AND c.tsv @@ query_ts.query AND {filters_sql}
+            FROM document_chunks c JOIN candidate_ids USING (id)
         )
         SELECT m.id,
                sum(t.idf * (e.tf * (%(bm25_k1)s + 1))
@@ -113,9 +132,11 @@ class NoLexicalRetriever:
         return "SELECT NULL::bigint AS id, NULL::real AS lex_score WHERE false"
 
 
-def make_retriever(name: str, k1: float = 1.2, b: float = 0.75) -> LexicalRetriever:
+def make_retriever(
+    name: str, k1: float = 1.2, b: float = 0.75, max_candidates: int = 2000
+) -> LexicalRetriever:
     if name == "bm25":
-        return Bm25Retriever(k1, b)
+        return Bm25Retriever(k1, b, max_candidates)
     if name == "tsrank":
         return TsRankRetriever()
     if name == "none":

@@ -36,7 +36,10 @@ class Services:
             embedder=OllamaEmbedder(settings, metrics.observe_embed),
             engine=SearchEngine(
                 make_retriever(
-                    settings.lexical_retriever, settings.bm25_k1, settings.bm25_b
+                    settings.lexical_retriever,
+                    settings.bm25_k1,
+                    settings.bm25_b,
+                    settings.bm25_max_candidates,
                 ),
                 settings.search_candidates,
                 settings.rrf_k,

@@ -212,3 +212,32 @@ def test_bm25_respects_clearance(
         api_keys["student"],
     ).json
     assert all(r["metadata"]["clearance_level"] <= 2 for r in body["results"])
+
+
+def test_candidate_cap_prefers_rare_lexemes(
+    postgres: Postgres, main_db: str, corpus_ingested: object
+) -> None:
+    """With a cap, BM25 scores only chunks holding the rarest query lexemes first."""
+    retriever = Bm25Retriever(max_candidates=2)
+    sql = f"SELECT * FROM ({retriever.cte(filter_predicate(Filters()))}) AS lex"
+    params = {
+        "query": "university eduroam",  # 'univers' is everywhere, 'eduroam' in few chunks
+        "tsconfig": "english",
+        "candidates": 100,
+        "clearance": 5,
+        **retriever.params(),
+    }
+    with owner_connection(postgres, main_db) as conn:
+        rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        eduroam_chunks = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM document_chunks WHERE tsv @@ 'eduroam'::tsquery"
+            )
+        }
+        common = conn.execute(
+            "SELECT doc_freq FROM lexeme_stats WHERE lexeme = 'univers'"
+        ).fetchone()
+    assert common is not None and common[0] > 2
+    assert 1 <= len(rows) <= 2
+    assert {r[0] for r in rows} <= eduroam_chunks
