@@ -55,12 +55,15 @@ class TsRankRetriever:
 class Bm25Retriever:
     """Okapi BM25 over the chunks' tsvectors, from term statistics that triggers keep
     exact (``lexeme_stats``: chunks per lexeme; ``corpus_stats``: chunk count and
-    total tokens; migration 2). Candidates are the chunks sharing a lexeme with the
-    query, found through the GIN index one lexeme at a time, rarest first, at most
-    ``max_candidates`` of them, so the work stays bounded as the corpus grows
-    (chunks holding only common lexemes are the first left out). Each candidate is
-    scored exactly: tf from the tsvector positions, document length from
-    ``token_count``, idf = ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    total tokens; migration 2). Candidates come from one GIN-index match on the
+    query's lexemes, taken rarest first while their document frequencies add up
+    to less than ``max_candidates`` (at least the rarest one), and at most
+    ``max_candidates`` chunks: below the cap every chunk sharing a lexeme with the
+    query is a candidate; above it, lexemes common enough to match most of the
+    corpus stop widening the set, so the work stays bounded as the corpus grows.
+    Candidates are scored exactly with all query lexemes: tf from the tsvector
+    positions, document length from ``token_count``,
+    idf = ln(1 + (N - df + 0.5) / (df + 0.5))."""
 
     name = "bm25"
 
@@ -80,6 +83,7 @@ class Bm25Retriever:
         return f"""
         WITH query_terms AS (
             SELECT s.lexeme,
+                   s.doc_freq,
                    ln(1 + (cs.chunk_count - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf,
                    cs.total_tokens::float8 / greatest(cs.chunk_count, 1) AS avg_len
             FROM (SELECT DISTINCT lexeme
@@ -88,23 +92,20 @@ class Bm25Retriever:
             JOIN lexeme_stats s USING (lexeme)
             CROSS JOIN corpus_stats cs
             WHERE s.doc_freq > 0
-        ), candidate_ids AS (
-            SELECT DISTINCT hit.id
-            FROM (
-                SELECT hit.id
-                FROM query_terms t
-                CROSS JOIN LATERAL (
-                    SELECT c.id
-                    FROM document_chunks c
-                    WHERE c.tsv @@ ({QUOTED_LEXEME})::tsquery AND {filters_sql}
-                    LIMIT %(bm25_max_candidates)s
-                ) AS hit
-                ORDER BY t.idf DESC, hit.id
-                LIMIT %(bm25_max_candidates)s
-            ) AS hit
+        ), selective AS (
+            -- rarest lexemes first, while the chunks they can match stay under the cap
+            SELECT lexeme
+            FROM (SELECT lexeme, doc_freq,
+                         sum(doc_freq) OVER (ORDER BY doc_freq, lexeme) AS running
+                  FROM query_terms) AS r
+            WHERE running - doc_freq < %(bm25_max_candidates)s
+        ), query_ts AS (
+            SELECT (string_agg({QUOTED_LEXEME}, ' | '))::tsquery AS query FROM selective
         ), matches AS MATERIALIZED (
             SELECT c.id, c.tsv, c.token_count
-            FROM document_chunks c JOIN candidate_ids USING (id)
+            FROM document_chunks c, query_ts
+            WHERE query_ts.query IS NOT NULL AND c.tsv @@ query_ts.query AND {filters_sql}
+            LIMIT %(bm25_max_candidates)s
         )
         SELECT m.id,
                sum(t.idf * (e.tf * (%(bm25_k1)s + 1))
