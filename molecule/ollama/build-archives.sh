@@ -33,6 +33,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
   [ "$missing" = 0 ] && { echo "archives up to date in $out"; exit 0; }
 fi
 
+# Archives of an older stand-in are stale: drop them all.
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ]; then
+  find "$out" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+  rm -f "$stamp"
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 site="$work/site"
