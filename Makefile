@@ -53,6 +53,11 @@ molecule: venv image ## One Molecule scenario: make molecule SCENARIO=common
 test: venv image ## The whole test suite with a timing summary
 	@scripts/test.sh
 
+bench: venv ## Benchmarks into BENCHMARKS.md (~15 min on 2 cores); make bench-quick: ~1 min smoke run
+	python -m bench $(BENCH_ARGS)
+bench-quick: venv ; python -m bench --quick $(BENCH_ARGS)
+.PHONY: bench bench-quick
+
 lab: venv image ## Bring the whole stack up in local containers and print how to reach it
 	@scripts/lab.sh
 

@@ -16,6 +16,7 @@ caller's clearance can never be a candidate. Per-transaction settings use
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,6 +73,46 @@ def filter_predicate(filters: Filters) -> str:
     return " AND ".join(parts)
 
 
+_PHRASE = re.compile(r'"([^"]*)"')
+_EXCLUDED = re.compile(r"(?:^|(?<=\s))-(\w[\w'.-]*)")
+
+
+@dataclass(frozen=True)
+class QueryOperators:
+    """Operators power users type: ``"quoted phrases"`` and ``-term``.
+
+    ``text`` is what the lexical retriever scores (the query without the
+    excluded terms and quote marks). Each phrase must occur in a lexical
+    candidate (``phraseto_tsquery``); a chunk holding any excluded term is never
+    a candidate of either list. Everything else is OR-ed plain text.
+    """
+
+    text: str
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+def parse_operators(query: str) -> QueryOperators:
+    phrases = tuple(p.strip() for p in _PHRASE.findall(query) if p.strip())
+    excluded = tuple(_EXCLUDED.findall(query))
+    text = _EXCLUDED.sub(" ", query).replace('"', " ")
+    return QueryOperators(" ".join(text.split()), phrases, excluded)
+
+
+def _exclusion_predicate(operators: QueryOperators) -> str:
+    if not operators.excluded:
+        return ""
+    return " AND NOT (c.tsv @@ websearch_to_tsquery(%(tsconfig)s::regconfig, %(excluded)s))"
+
+
+def _phrase_predicate(operators: QueryOperators) -> str:
+    return "".join(
+        f" AND (numnode(phraseto_tsquery(%(tsconfig)s::regconfig, %(phrase_{i})s)) = 0"
+        f" OR c.tsv @@ phraseto_tsquery(%(tsconfig)s::regconfig, %(phrase_{i})s))"
+        for i in range(len(operators.phrases))
+    )
+
+
 class SearchEngine:
     def __init__(
         self,
@@ -85,8 +126,10 @@ class SearchEngine:
         self.rrf_k = rrf_k
         self.text_search_config = text_search_config
 
-    def sql(self, filters: Filters) -> str:
-        predicate = filter_predicate(filters)
+    def sql(self, filters: Filters, operators: QueryOperators | None = None) -> str:
+        operators = operators or QueryOperators("")
+        predicate = filter_predicate(filters) + _exclusion_predicate(operators)
+        lexical_predicate = predicate + _phrase_predicate(operators)
         lists = 1 if self.retriever.name == "none" else 2
         return f"""
         WITH vec AS MATERIALIZED (
@@ -97,7 +140,7 @@ class SearchEngine:
             LIMIT %(candidates)s
         ), vec_ranked AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM vec
-        ), lex AS MATERIALIZED ({self.retriever.cte(predicate)}
+        ), lex AS MATERIALIZED ({self.retriever.cte(lexical_predicate)}
         ), lex_ranked AS (
             SELECT id, lex_score, row_number() OVER (ORDER BY lex_score DESC, id) AS rank FROM lex
         ), fused AS (
@@ -150,9 +193,12 @@ class SearchEngine:
     ) -> dict[str, Any]:
         cfg, flt = request.config, request.filters
         effective_clearance = min(clearance, flt.max_clearance or clearance)
+        operators = parse_operators(request.query)
         return {
             "qvec": Vector(vector),
-            "query": request.query,
+            "query": operators.text,
+            "excluded": " or ".join(operators.excluded),
+            **{f"phrase_{i}": phrase for i, phrase in enumerate(operators.phrases)},
             "tsconfig": self.text_search_config,
             "candidates": self.candidates,
             "rrf_k": self.rrf_k,
@@ -185,7 +231,7 @@ class SearchEngine:
         )
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                self.sql(request.filters),  # type: ignore[arg-type,unused-ignore]
+                self.sql(request.filters, parse_operators(request.query)),  # type: ignore[arg-type,unused-ignore]
                 self.params(request, vector, clearance, max_results),
             )
             return [format_result(row) for row in cur.fetchall()]

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from vector_search.embedder import OllamaEmbedder
 from vector_search.ingest import Ingestor
 from vector_search.lexical import Bm25Retriever
-from vector_search.search import Filters, filter_predicate
+from vector_search.search import Filters, filter_predicate, parse_operators
 from vs_services import CORPUS, Postgres, SettingsFactory, owner_connection, search
 
 
@@ -241,3 +241,49 @@ def test_candidate_cap_prefers_rare_lexemes(
     assert common is not None and common[0] > 2
     assert 1 <= len(rows) <= 2
     assert {r[0] for r in rows} <= eduroam_chunks
+
+
+def test_parse_operators() -> None:
+    ops = parse_operators('how is "heat transfer" measured -laminar -well-known x-ray')
+    assert ops.phrases == ("heat transfer",)
+    assert ops.excluded == ("laminar", "well-known")
+    assert ops.text == "how is heat transfer measured x-ray"
+    assert parse_operators("a - b").excluded == ()
+
+
+@pytest.mark.parametrize("retriever", ["bm25", "tsrank"])
+def test_excluded_term_is_never_returned(
+    make_client: Callable[..., FlaskClient], api_keys: dict[str, str], retriever: str
+) -> None:
+    client = make_client(LEXICAL_RETRIEVER=retriever)
+    config = {"similarity_threshold": -1, "max_results": 20}
+    plain = search(
+        client, {"query": "eduroam wifi", "config": config}, api_keys["staff"]
+    ).json
+    assert any("eduroam" in (r["title"] + r["text"]).lower() for r in plain["results"])
+    body = search(
+        client, {"query": "eduroam wifi -eduroam", "config": config}, api_keys["staff"]
+    ).json
+    assert body["results"]
+    assert all(
+        "eduroam" not in (r["title"] + r["text"]).lower() for r in body["results"]
+    )
+
+
+def test_quoted_phrase_restricts_lexical_candidates(
+    make_client: Callable[..., FlaskClient], api_keys: dict[str, str]
+) -> None:
+    client = make_client(LEXICAL_RETRIEVER="bm25")
+    body = search(
+        client,
+        {
+            "query": 'report "leaking roofs"',
+            "config": {"similarity_threshold": -1, "max_results": 20},
+        },
+        api_keys["staff"],
+    ).json
+    lexical = [
+        r for r in body["results"] if r["score_parts"]["lexical_rank"] is not None
+    ]
+    assert lexical and body["results"][0]["document_id"] == "estates-maintenance"
+    assert all("leaking roof" in r["text"].lower() for r in lexical)

@@ -1,0 +1,1 @@
+"""Benchmark harness for the hybrid search service (issue 9): ``python -m bench``."""
