@@ -4,8 +4,9 @@
 #
 #   build-archives.sh OUTDIR VERSION [VERSION...]
 #
-# For each VERSION writes OUTDIR/VERSION/ollama-linux-amd64.tgz laid out like
-# an official release (bin/ollama, lib/ollama/...) and OUTDIR/VERSION/sha256.
+# For each VERSION writes OUTDIR/VERSION/ollama-linux-amd64.{tgz,tar.zst}
+# laid out like an official release (bin/ollama, lib/ollama/...), each with a
+# .sha256 file next to it.
 # bin/ollama is a launcher: `ollama serve` starts files/ollama-standin with
 # the target's python3 (Debian 13: 3.13) and reads OLLAMA_HOST like Ollama;
 # /api/version reports VERSION. The wheels are resolved here, on the
@@ -29,7 +30,7 @@ mkdir -p "$out"
 stamp="$out/.key"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
   missing=0
-  for v in "$@"; do [ -s "$out/$v/sha256" ] || missing=1; done
+  for v in "$@"; do [ -s "$out/$v/ollama-linux-amd64.tar.zst.sha256" ] || missing=1; done
   [ "$missing" = 0 ] && { echo "archives up to date in $out"; exit 0; }
 fi
 
@@ -71,10 +72,14 @@ exec python3 -m ollama_standin "\$@"
 LAUNCHER
   chmod 0755 "$root/bin/ollama"
   mkdir -p "$out/$v"
-  tar -C "$root" --owner=0 --group=0 --numeric-owner -czf "$out/$v/ollama-linux-amd64.tgz.tmp" bin lib
-  mv "$out/$v/ollama-linux-amd64.tgz.tmp" "$out/$v/ollama-linux-amd64.tgz"
-  sha256sum "$out/$v/ollama-linux-amd64.tgz" | cut -d' ' -f1 >"$out/$v/sha256"
-  rm -rf "$root"
+  tar -C "$root" --owner=0 --group=0 --numeric-owner -cf "$work/release.tar" bin lib
+  # Both formats Ollama has shipped: .tgz (up to 0.13) and .tar.zst.
+  gzip -c "$work/release.tar" >"$out/$v/ollama-linux-amd64.tgz"
+  zstd -q -T0 -c "$work/release.tar" >"$out/$v/ollama-linux-amd64.tar.zst"
+  for f in ollama-linux-amd64.tgz ollama-linux-amd64.tar.zst; do
+    sha256sum "$out/$v/$f" | cut -d' ' -f1 >"$out/$v/$f.sha256"
+  done
+  rm -rf "$root" "$work/release.tar"
 done
 echo "$key" >"$stamp"
 echo "built $* in $out"
