@@ -28,37 +28,21 @@ from pgvector.psycopg import register_vector
 from vector_search.config import Settings
 from vector_search.embedder import OllamaEmbedder
 from vector_search.ingest import Ingestor, embedding_input
-from vector_search.lexical import make_retriever
 from vector_search.search import (
     Filters,
     QueryConfig,
-    SearchEngine,
     SearchRequest,
     filter_predicate,
 )
 
 from bench import cranfield
-from bench.services import Stack, free_port
+from bench.services import Stack, engine_for, free_port
 
 DEPARTMENTS = [f"dept-{i}" for i in range(10)]
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) * 1000 if values else float("nan")
-
-
-def engine_for(settings: Settings) -> SearchEngine:
-    return SearchEngine(
-        make_retriever(
-            settings.lexical_retriever,
-            settings.bm25_k1,
-            settings.bm25_b,
-            settings.bm25_max_candidates,
-        ),
-        settings.search_candidates,
-        settings.rrf_k,
-        settings.text_search_config,
-    )
 
 
 def service_ef_search(settings: Settings) -> int:

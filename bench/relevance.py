@@ -27,18 +27,16 @@ import numpy as np
 import psycopg
 from vector_search.config import Settings
 from vector_search.ingest import Ingestor
-from vector_search.lexical import make_retriever
 from vector_search.search import (
     Filters,
     QueryConfig,
-    SearchEngine,
     SearchRequest,
     filter_predicate,
 )
 
 from bench import cranfield
 from bench.embcache import CachingEmbedder
-from bench.services import Stack
+from bench.services import Stack, engine_for
 
 DEPTH = 100  # documents ranked per query (recall@100)
 CHUNK_DEPTH = 300  # chunks taken from a single method to fill DEPTH documents
@@ -138,18 +136,7 @@ def evaluate(
     qrels: dict[int, dict[str, float]],
     vectors: list[list[float]],
 ) -> tuple[list[MethodResult], dict[str, list[list[str]]]]:
-    engine = SearchEngine(
-        make_retriever(
-            settings.lexical_retriever,
-            settings.bm25_k1,
-            settings.bm25_b,
-            settings.bm25_max_candidates,
-        ),
-        settings.search_candidates,
-        settings.rrf_k,
-        settings.text_search_config,
-        **_engine_extras(settings),
-    )
+    engine = engine_for(settings)
     predicate = filter_predicate(Filters())
     lexical_sql = f"WITH lex AS MATERIALIZED ({engine.retriever.cte(predicate)}) SELECT id FROM lex"
     vector_sql = (
@@ -219,14 +206,6 @@ def evaluate(
     return results_out, ranked
 
 
-def _engine_extras(settings: Settings) -> dict[str, Any]:
-    extras: dict[str, Any] = {}
-    for name in ("fusion", "lexical_weight"):
-        if hasattr(settings, name):
-            extras[name] = getattr(settings, name)
-    return extras
-
-
 def embed_queries(settings: Settings, queries: list[str]) -> list[list[float]]:
     embedder = CachingEmbedder(settings)
     try:
@@ -284,7 +263,10 @@ def run(
             "SEARCH_CANDIDATES": settings.search_candidates,
             "RRF_K": settings.rrf_k,
             "CHUNK_TOKENS": settings.chunk_tokens,
-            **{k.upper(): v for k, v in _engine_extras(settings).items()},
+            "FUSION": settings.fusion,
+            "LEXICAL_WEIGHT": settings.lexical_weight,
+            "FEEDBACK_CHUNKS": settings.feedback_chunks,
+            "FEEDBACK_WEIGHT": settings.feedback_weight,
         },
         methods=methods,
         per_query=ranked,

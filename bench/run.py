@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ingest-docs",
         type=int,
         default=None,
-        help="Cranfield documents for ingestion (default 150; quick 20)",
+        help="Cranfield documents for ingestion (default 100; quick 20)",
     )
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -127,7 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for x in (args.sizes or ("1000,5000" if q else "10000,100000")).split(",")
     ]
     args.duration = args.duration or (2.0 if q else 15.0)
-    args.ingest_docs = args.ingest_docs or (20 if q else 150)
+    args.ingest_docs = args.ingest_docs or (20 if q else 100)
     args.overrides = dict(item.split("=", 1) for item in args.set)
     if args.output is None:
         args.output = (

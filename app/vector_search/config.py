@@ -369,6 +369,32 @@ SETTINGS: tuple[Spec, ...] = (
         "lexical retriever: bm25 (Okapi BM25 from term statistics), tsrank (OR-ed lexemes ranked by ts_rank) or none",
         _choice("tsrank", "bm25", "none"),
     ),
+    Spec(
+        "FUSION",
+        "weighted",
+        "how the vector and lexical lists combine: rrf (each chunk: cosine averaged with normalised RRF) "
+        "or weighted (each document: LEXICAL_WEIGHT * its best lexical score / the best of the query + (1 - LEXICAL_WEIGHT) * its best cosine)",
+        _choice("rrf", "weighted"),
+    ),
+    Spec(
+        "LEXICAL_WEIGHT",
+        "0.25",
+        "weight of the normalised lexical score in FUSION=weighted",
+        _float(0, 1),
+    ),
+    Spec(
+        "FEEDBACK_CHUNKS",
+        "3",
+        "pseudo-relevance feedback: re-rank with the query vector moved towards the mean of "
+        "the first pass's top N chunks (0 = off)",
+        _int(0, 50),
+    ),
+    Spec(
+        "FEEDBACK_WEIGHT",
+        "1.0",
+        "weight of the feedback chunks' mean vector added to the query vector",
+        _float(0, 10),
+    ),
     Spec("BM25_K1", "1.2", "BM25 term-frequency saturation k1", _float(0, 10)),
     Spec("BM25_B", "0.75", "BM25 length normalisation b", _float(0, 1)),
     Spec(
@@ -439,6 +465,10 @@ class Settings:
     api_key_pepper: str
     search_candidates: int
     rrf_k: int
+    fusion: str
+    lexical_weight: float
+    feedback_chunks: int
+    feedback_weight: float
     lexical_retriever: str
     bm25_k1: float
     bm25_b: float

@@ -120,11 +120,36 @@ class SearchEngine:
         candidates: int,
         rrf_k: int,
         text_search_config: str,
+        fusion: str = "rrf",
+        lexical_weight: float = 0.25,
+        feedback_chunks: int = 0,
+        feedback_weight: float = 1.0,
     ) -> None:
         self.retriever = retriever
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.text_search_config = text_search_config
+        if fusion not in ("rrf", "weighted"):
+            raise ValueError(f"unknown fusion {fusion!r}")
+        self.fusion = fusion
+        self.lexical_weight = lexical_weight
+        self.feedback_chunks = feedback_chunks
+        self.feedback_weight = feedback_weight
+
+    def _relevance(self, similarity: str, lists: int, document: str = "") -> str:
+        """Relevance in [0, 1] (about) from a cosine similarity and the fused lists.
+
+        With ``document`` (the document id column), weighted fusion scores the
+        document: its best normalised lexical score and its best similarity,
+        which may come from different chunks."""
+        if self.fusion == "weighted":
+            lexical = "coalesce(f.lex_score / nullif(lm.max_lex, 0), 0)"
+            vector = f"({similarity})"
+            if document:
+                lexical = f"max({lexical}) OVER (PARTITION BY {document})"
+                vector = f"max({vector}) OVER (PARTITION BY {document})"
+            return f"(%(lexical_weight)s * {lexical} + (1 - %(lexical_weight)s) * {vector})"
+        return f"(({similarity}) + f.rrf / ({lists}.0 / (%(rrf_k)s + 1))) / 2"
 
     def sql(self, filters: Filters, operators: QueryOperators | None = None) -> str:
         operators = operators or QueryOperators("")
@@ -151,21 +176,24 @@ class SearchEngine:
                    coalesce(1.0 / (%(rrf_k)s + v.rank), 0)
                      + coalesce(1.0 / (%(rrf_k)s + l.rank), 0) AS rrf
             FROM vec_ranked v FULL OUTER JOIN lex_ranked l ON v.id = l.id
-        ), scored AS (
+        ), lex_max AS (
+            SELECT max(lex_score) AS max_lex FROM lex
+        ), base AS MATERIALIZED (
             SELECT f.id AS chunk_id, f.vector_rank, f.lexical_rank, f.lex_score, f.rrf,
-                   c.document_id, c.chunk_number, c.text,
+                   c.document_id, c.chunk_number, c.text, c.embedding,
                    d.external_id, d.title, d.url, d.department, d.campus, d.priority,
                    d.clearance_level, d.popularity, d.metadata,
                    1 - (c.embedding <=> %(qvec)s) AS similarity,
-                   ((1 - (c.embedding <=> %(qvec)s))
-                     + f.rrf / ({lists}.0 / (%(rrf_k)s + 1))) / 2 AS relevance,
+                   {self._relevance("1 - (c.embedding <=> %(qvec)s)", lists)} AS first_relevance,
                    CASE WHEN %(preferred_department)s::text IS NOT NULL
                              AND d.department = %(preferred_department)s::text
                         THEN 1 ELSE 0 END AS department_match
             FROM fused f
             JOIN document_chunks c ON c.id = f.id
             JOIN documents d ON d.id = c.document_id
+            CROSS JOIN lex_max lm
             WHERE c.clearance_level <= %(clearance)s AND d.clearance_level <= %(clearance)s
+        ){self._feedback_sql(lists)}
         ), ranked AS (
             SELECT s.*,
                    %(w_sim)s * s.relevance
@@ -177,12 +205,50 @@ class SearchEngine:
         ), best_per_document AS (
             SELECT DISTINCT ON (document_id) *
             FROM ranked
-            ORDER BY document_id, score DESC, chunk_id
+            ORDER BY document_id, score DESC, similarity DESC, chunk_id
         )
         SELECT * FROM best_per_document
         ORDER BY score DESC, chunk_id
         LIMIT %(max_results)s
         """
+
+    def _feedback_sql(self, lists: int) -> str:
+        """Pseudo-relevance feedback (Rocchio on the query vector): the query
+        vector plus FEEDBACK_WEIGHT times the mean embedding of the first pass's
+        top FEEDBACK_CHUNKS candidates re-scores the same candidates. Only candidates the caller may see take part."""
+        columns = (
+            "b.chunk_id, b.vector_rank, b.lexical_rank, b.lex_score, b.rrf, b.document_id, "
+            "b.chunk_number, b.text, b.external_id, b.title, b.url, b.department, b.campus, "
+            "b.priority, b.clearance_level, b.popularity, b.metadata, b.similarity, "
+            "b.department_match"
+        )
+        if not self.feedback_chunks:
+            relevance = self._relevance("b.similarity", lists, "b.document_id")
+            return f""", scored AS (
+            SELECT {columns}, {relevance} AS relevance
+            FROM base b
+            JOIN fused f ON f.id = b.chunk_id
+            CROSS JOIN lex_max lm"""
+        relevance = self._relevance(
+            "1 - (b.embedding <=> fb.query)", lists, "b.document_id"
+        )
+        return f""", feedback_mean AS (
+            SELECT avg(t.embedding) AS mean
+            FROM (SELECT embedding FROM base
+                  ORDER BY first_relevance DESC, chunk_id LIMIT %(feedback_chunks)s) AS t
+        ), feedback AS (
+            SELECT coalesce(
+                       (SELECT array_agg(u.q + %(feedback_weight)s * u.t ORDER BY u.i)
+                        FROM unnest(%(qvec)s::real[], m.mean::real[])
+                             WITH ORDINALITY AS u(q, t, i))::vector,
+                       %(qvec)s) AS query
+            FROM feedback_mean m
+        ), scored AS (
+            SELECT {columns}, {relevance} AS relevance
+            FROM base b
+            CROSS JOIN feedback fb
+            JOIN fused f ON f.id = b.chunk_id
+            CROSS JOIN lex_max lm"""
 
     def params(
         self,
@@ -202,6 +268,9 @@ class SearchEngine:
             "tsconfig": self.text_search_config,
             "candidates": self.candidates,
             "rrf_k": self.rrf_k,
+            "lexical_weight": self.lexical_weight,
+            "feedback_chunks": self.feedback_chunks,
+            "feedback_weight": self.feedback_weight,
             "clearance": effective_clearance,
             "departments": list(flt.departments),
             "campuses": list(flt.campuses),

@@ -44,6 +44,10 @@ class Services:
                 settings.search_candidates,
                 settings.rrf_k,
                 settings.text_search_config,
+                fusion=settings.fusion,
+                lexical_weight=settings.lexical_weight,
+                feedback_chunks=settings.feedback_chunks,
+                feedback_weight=settings.feedback_weight,
             ),
             metrics=metrics,
         )
