@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_COLOR := 1
 SCENARIO ?= common
-REQS := requirements.txt $(wildcard requirements-dev.txt) $(wildcard app/pyproject.toml app/requirements.txt files/ollama-standin/pyproject.toml)
+REQS := requirements.txt $(wildcard requirements-dev.txt) $(wildcard app/pyproject.toml app/requirements.txt files/ollama-standin/pyproject.toml files/ollama-standin/requirements.txt)
 
 .PHONY: help deps venv engine image lint syntax molecule pytest test lab clean
 

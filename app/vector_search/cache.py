@@ -24,12 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def redis_url(settings: Settings) -> str:
-    """REDIS_URL with REDIS_PASSWORD put in, if one is set."""
+    """REDIS_URL with REDIS_PASSWORD put in, if one is set (the ACL user is kept)."""
     if not settings.redis_password or settings.redis_url.startswith("unix"):
         return settings.redis_url
     parts = urlsplit(settings.redis_url)
     host = parts.hostname or "127.0.0.1"
-    netloc = f":{quote(settings.redis_password, safe='')}@{host}"
+    user = quote(parts.username, safe="") if parts.username else ""
+    netloc = f"{user}:{quote(settings.redis_password, safe='')}@{host}"
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -118,3 +118,16 @@ def test_committed_example_is_current() -> None:
     assert example.read_text() == example_env_file(), (
         "regenerate: vector-search config --example"
     )
+
+
+def test_redis_password_keeps_the_acl_user(tmp_path: Path) -> None:
+    from vector_search.cache import redis_url
+
+    settings = load_settings(
+        environ=_env(
+            tmp_path,
+            REDIS_URL="redis://vector_search@cache1:6379/0",
+            REDIS_PASSWORD="p@ss word",
+        )
+    )
+    assert redis_url(settings) == "redis://vector_search:p%40ss%20word@cache1:6379/0"
