@@ -82,6 +82,9 @@ def index_accuracy(
     rng = np.random.default_rng(7)
     with stack.pg.connect("bench_perf") as conn:
         register_vector(conn)
+        # never prepared: a cached plan would ignore enable_indexscan and time
+        # the same plan twice
+        conn.prepare_threshold = None
         for dim in dims:
             table = f"ann_{dim}"
             conn.execute(f"DROP TABLE IF EXISTS {table}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import platform
 import sys
 import tempfile
@@ -108,6 +109,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--insecure",
         action="store_true",
         help="accept the lab's self-signed certificate",
+    )
+    p.add_argument(
+        "--render-from",
+        type=Path,
+        default=None,
+        help="re-render a saved run's data ($TMPDIR/<output stem>.pickle) without measuring",
     )
     p.add_argument(
         "--ingest-docs",
@@ -308,7 +315,15 @@ def throughput(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.perf_counter()
-    result = run(args)
+    if args.render_from:
+        with args.render_from.open("rb") as data:
+            result = pickle.load(data)
+    else:
+        result = run(args)
+        with (Path(tempfile.gettempdir()) / f"{args.output.stem}.pickle").open(
+            "wb"
+        ) as data:
+            pickle.dump(result, data)
     text = markdown.render(result)
     args.output.write_text(text)
     print(text)
