@@ -10,7 +10,7 @@ command -v apt-get >/dev/null 2>&1 || { log "ERROR: Debian/Ubuntu (apt-get) requ
 
 need=()
 for pair in python3:python3 make:make git:git curl:curl openssl:openssl \
-            redis-server:redis-server dockerd:docker.io debootstrap:debootstrap promtool:$(apt-cache show promtool >/dev/null 2>&1 && echo promtool || echo prometheus); do
+            redis-server:redis-server dockerd:docker.io debootstrap:debootstrap pgbouncer:pgbouncer promtool:$(apt-cache show promtool >/dev/null 2>&1 && echo promtool || echo prometheus); do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

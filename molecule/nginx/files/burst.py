@@ -20,7 +20,12 @@ for i in range(count):
     if distinct:
         headers["Authorization"] = f"Bearer scenario-key-{i}"
     try:
-        conn.request("POST", "/api/search", body=json.dumps({"query": "eduroam"}), headers=headers)
+        conn.request(
+            "POST",
+            "/api/search",
+            body=json.dumps({"query": "eduroam"}),
+            headers=headers,
+        )
         response = conn.getresponse()
         body = response.read()
     except (OSError, http.client.HTTPException) as exc:

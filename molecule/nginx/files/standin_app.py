@@ -18,7 +18,7 @@ INSTANCE = f"{socket.gethostname()}:{PORT}"
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format, *args):  # noqa: A002 - keep the journal quiet
+    def log_message(self, format, *args):
         pass
 
     def _answer(self, status, payload, content_type="application/json"):
