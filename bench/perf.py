@@ -250,27 +250,36 @@ class LexicalScaleRow:
 
 
 def lexical_latency(
-    stack: Stack, settings: Settings, queries: list[str]
-) -> tuple[float, float]:
-    engine = engine_for(settings)
+    stack: Stack, settings: list[Settings], queries: list[str]
+) -> list[tuple[float, float]]:
+    """p50/p95 of the lexical CTE in each database, queries interleaved across
+    the databases so that load from other processes hits every size alike."""
+    engine = engine_for(settings[0])
     sql = f"WITH lex AS MATERIALIZED ({engine.retriever.cte(filter_predicate(Filters()))}) SELECT count(*) FROM lex"
     params = {
         **engine.retriever.params(),
-        "tsconfig": settings.text_search_config,
-        "candidates": settings.search_candidates,
+        "tsconfig": settings[0].text_search_config,
+        "candidates": settings[0].search_candidates,
         "clearance": 1,
     }
-    times: list[float] = []
-    with psycopg.connect(
-        stack.app_dsn(settings.database_name), autocommit=True
-    ) as conn:
-        for query in queries[:5]:  # warm the caches
-            conn.execute(sql, {**params, "query": query})  # type: ignore[arg-type]
+    times: list[list[float]] = [[] for _ in settings]
+    conns = [
+        psycopg.connect(stack.app_dsn(s.database_name), autocommit=True)
+        for s in settings
+    ]
+    try:
+        for conn in conns:
+            for query in queries[:5]:  # warm the caches
+                conn.execute(sql, {**params, "query": query})  # type: ignore[arg-type]
         for query in queries:
-            started = time.perf_counter()
-            conn.execute(sql, {**params, "query": query})  # type: ignore[arg-type]
-            times.append(time.perf_counter() - started)
-    return pct(times, 50), pct(times, 95)
+            for n, conn in enumerate(conns):
+                started = time.perf_counter()
+                conn.execute(sql, {**params, "query": query})  # type: ignore[arg-type]
+                times[n].append(time.perf_counter() - started)
+    finally:
+        for conn in conns:
+            conn.close()
+    return [(pct(t, 50), pct(t, 95)) for t in times]
 
 
 # -- section 1: throughput -------------------------------------------------------------
