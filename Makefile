@@ -63,8 +63,8 @@ lab: venv image ## Bring the whole stack up in local containers and print how to
 
 clean: ## Remove the lab's containers and networks (found by label)
 	@if [ -x $(VENV)/bin/ansible-playbook ]; then \
-	  $(VENV)/bin/ansible-playbook -i localhost, playbooks/lab/destroy.yml; \
+	  $(VENV)/bin/ansible-playbook -i inventories/lab playbooks/lab/destroy.yml; \
 	else \
-	  ids=$$(docker ps -aq --filter label=org.vector-search.lab=true); [ -z "$$ids" ] || docker rm -f $$ids; \
-	  nets=$$(docker network ls -q --filter label=org.vector-search.lab=true); [ -z "$$nets" ] || docker network rm $$nets; \
+	  ids=$$(docker ps -aq --filter label=org.vector-search.lab-env=lab); [ -z "$$ids" ] || docker rm -f $$ids; \
+	  nets=$$(docker network ls -q --filter label=org.vector-search.lab-env=lab); [ -z "$$nets" ] || docker network rm $$nets; \
 	fi
