@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from pgvector.psycopg import register_vector
 from vector_search.config import Settings, load_settings
-from vector_search.lexical import make_retriever
 from vector_search.migrations import migrate
 from vector_search.search import SearchEngine
+from vector_search.services import build_engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "app"))
@@ -38,22 +38,8 @@ __all__ = ["Stack", "engine_for", "free_port", "stack", "vs_services"]
 
 
 def engine_for(settings: Settings) -> SearchEngine:
-    """The search engine the API builds from these settings (as Services.build)."""
-    return SearchEngine(
-        make_retriever(
-            settings.lexical_retriever,
-            settings.bm25_k1,
-            settings.bm25_b,
-            settings.bm25_max_candidates,
-        ),
-        settings.search_candidates,
-        settings.rrf_k,
-        settings.text_search_config,
-        fusion=settings.fusion,
-        lexical_weight=settings.lexical_weight,
-        feedback_chunks=settings.feedback_chunks,
-        feedback_weight=settings.feedback_weight,
-    )
+    """The search engine the API builds from these settings."""
+    return build_engine(settings)
 
 
 @dataclass

@@ -34,21 +34,7 @@ class Services:
             pool=pool,
             cache=Cache(create_client(settings), settings, metrics.record_cache),
             embedder=OllamaEmbedder(settings, metrics.observe_embed),
-            engine=SearchEngine(
-                make_retriever(
-                    settings.lexical_retriever,
-                    settings.bm25_k1,
-                    settings.bm25_b,
-                    settings.bm25_max_candidates,
-                ),
-                settings.search_candidates,
-                settings.rrf_k,
-                settings.text_search_config,
-                fusion=settings.fusion,
-                lexical_weight=settings.lexical_weight,
-                feedback_chunks=settings.feedback_chunks,
-                feedback_weight=settings.feedback_weight,
-            ),
+            engine=build_engine(settings),
             metrics=metrics,
         )
 
@@ -56,3 +42,22 @@ class Services:
         self.pool.close(timeout=2)
         self.embedder.close()
         self.cache.client.close()
+
+
+def build_engine(settings: Settings) -> SearchEngine:
+    """The search engine these settings describe (retriever, fusion, feedback)."""
+    return SearchEngine(
+        make_retriever(
+            settings.lexical_retriever,
+            settings.bm25_k1,
+            settings.bm25_b,
+            settings.bm25_max_candidates,
+        ),
+        settings.search_candidates,
+        settings.rrf_k,
+        settings.text_search_config,
+        fusion=settings.fusion,
+        lexical_weight=settings.lexical_weight,
+        feedback_chunks=settings.feedback_chunks,
+        feedback_weight=settings.feedback_weight,
+    )
