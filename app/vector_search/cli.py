@@ -140,32 +140,35 @@ def cmd_keys(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with connect_owner(settings, register=False) as conn:
         if args.keys_command == "create":
-            try:
-                key_id, key = create_key(
-                    conn, args.role, args.owner, settings.api_key_pepper
-                )
-            except ValueError as exc:
-                print(f"keys create: {exc}", file=sys.stderr)
+            if args.count < 1:
+                print("keys create: --count must be at least 1", file=sys.stderr)
                 return 2
-            if args.json:
-                print(
-                    json.dumps(
-                        {
-                            "id": key_id,
-                            "key": key,
-                            "role": args.role,
-                            "owner": args.owner,
-                        }
+            owners = (
+                [args.owner]
+                if args.count == 1
+                else [f"{args.owner}-{n}" for n in range(1, args.count + 1)]
+            )
+            created = []
+            for owner in owners:
+                try:
+                    key_id, key = create_key(
+                        conn, args.role, owner, settings.api_key_pepper
                     )
+                except ValueError as exc:
+                    print(f"keys create: {exc}", file=sys.stderr)
+                    return 2
+                created.append(
+                    {"id": key_id, "key": key, "role": args.role, "owner": owner}
                 )
-            else:
-                print(
-                    f"id: {key_id}\nrole: {args.role}\nowner: {args.owner}\nkey: {key}"
-                )
-                print(
-                    "Store the key now: it is shown only once and stored only as a hash.",
-                    file=sys.stderr,
-                )
+            for record in created:
+                if args.json:
+                    print(json.dumps(record))
+                else:
+                    print("\n".join(f"{k}: {v}" for k, v in record.items()))
+            print(
+                "Store the keys now: each is shown only once and stored only as a hash.",
+                file=sys.stderr,
+            )
             return 0
         if args.keys_command == "list":
             records = list_keys(conn)
@@ -249,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["student", "staff", "academic", "admin"]
     )
     create.add_argument("--owner", required=True)
+    create.add_argument(
+        "--count",
+        type=int,
+        default=1,
+        help="create N keys, owners OWNER-1..OWNER-N (one JSON object per line)",
+    )
     create.add_argument("--json", action="store_true")
     lst = keys_sub.add_parser("list")
     lst.add_argument("--json", action="store_true")

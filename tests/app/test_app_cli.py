@@ -74,6 +74,15 @@ def test_cli_workflow(
     assert main(["keys", "revoke", str(created["id"])]) == 1
     capsys.readouterr()
 
+    # One key per simulated user, as the lab and the cluster scenario hand out.
+    argv = ["keys", "create", "--role", "student", "--owner", "load", "--json"]
+    assert main([*argv, "--count", "3"]) == 0
+    many = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [k["owner"] for k in many] == ["load-1", "load-2", "load-3"]
+    assert len({k["key"] for k in many}) == 3
+    assert main([*argv, "--count", "0"]) == 2
+    assert "--count must be at least 1" in capsys.readouterr().err
+
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" in out and "OK   embedding dimension" in out
