@@ -25,14 +25,20 @@ if [ ! -s "$keys" ]; then
   done
   mv "$tmp" "$keys"
 fi
+# 100 more student keys: the production suite's concurrency test gives every
+# simulated student behind one campus NAT address a key of their own.
+if [ "$(grep -c '^student ' "$keys")" -lt 101 ]; then
+  docker exec "$app" vector-search keys create --json --role student --owner lab-load --count 100 \
+    | python3 -c 'import json,sys; [print("student", json.loads(l)["key"]) for l in sys.stdin]' >>"$keys"
+fi
 
 staff_key=$(awk '$1 == "staff" {print $2}' "$keys")
 cat <<TXT
 
 The lab is up: $(docker ps -q --filter label=org.vector-search.lab-env=lab | wc -l) containers ("VMs") running the whole stack.
   Search API:  https://localhost:$https_port/   (self-signed certificate: curl -k)
-  API keys:    $keys
-$(sed 's/^/    /' "$keys")
+  API keys:    $keys (one per role, then 100 student keys for load tests)
+$(head -n 4 "$keys" | sed 's/^/    /')
   Try:
     curl -sk https://localhost:$https_port/api/search -H 'Content-Type: application/json' \\
       -H 'Authorization: Bearer $staff_key' \\
