@@ -10,16 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_FORCE_COLOR=0
 inv=inventories/lab
 secrets=$inv/group_vars/all/secrets.yml
 
-# Every vault_* variable the lab inventory refers to gets a random value.
-umask 077
-touch "$secrets"
-for name in $(grep -rhoE '\bvault_[a-z0-9_]+' "$inv/group_vars" --exclude=secrets.yml | sort -u); do
-  if ! grep -q "^$name:" "$secrets"; then
-    printf '%s: "%s"\n' "$name" "$(openssl rand -hex 24)" >>"$secrets"
-    echo "lab: generated $name"
-  fi
-done
-chmod 0600 "$secrets"
+scripts/lab-secrets.sh "$inv/group_vars" "$secrets" | sed "s/^/lab: /"
 
 ansible-playbook -i "$inv" playbooks/lab/create.yml
 ansible-playbook -i "$inv" site.yml "$@"
