@@ -135,7 +135,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from vector_search.db import connect_owner
-    from vector_search.keys import create_key, list_keys, revoke_key
+    from vector_search.keys import create_key, list_keys, pepper_usage, revoke_key
 
     settings = _settings(args)
     with connect_owner(settings, register=False) as conn:
@@ -151,9 +151,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             created = []
             for owner in owners:
                 try:
-                    key_id, key = create_key(
-                        conn, args.role, owner, settings.api_key_pepper
-                    )
+                    key_id, key = create_key(conn, args.role, owner, settings.peppers)
                 except ValueError as exc:
                     print(f"keys create: {exc}", file=sys.stderr)
                     return 2
@@ -181,6 +179,23 @@ def cmd_keys(args: argparse.Namespace) -> int:
                         f"{r.id}\t{r.key_prefix}…\t{r.role}\t{r.owner}\t{r.created_at:%Y-%m-%d %H:%M}\t"
                         f"{r.revoked_at or '-'}\t{r.last_used_at or '-'}"
                     )
+            return 0
+        if args.keys_command == "peppers":
+            usage = pepper_usage(conn, settings.peppers)
+            if args.json:
+                print(json.dumps(usage))
+                return 0
+            print("PEPPER\tFINGERPRINT\tACTIVE_KEYS\tKEY_IDS")
+            print(
+                f"current\t{usage['current']['pepper_id']}\t{usage['current']['active_keys']}\t-"
+            )
+            for n, prev in enumerate(usage["previous"], start=1):
+                ids = ",".join(map(str, prev["key_ids"])) or "-"
+                print(
+                    f"previous {n}\t{prev['pepper_id']}\t{prev['active_keys']}\t{ids}"
+                )
+            ids = ",".join(map(str, usage["unknown"]["key_ids"])) or "-"
+            print(f"unknown\t-\t{usage['unknown']['active_keys']}\t{ids}")
             return 0
         if revoke_key(conn, args.id):
             print(f"revoked key {args.id}")
@@ -261,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true")
     lst = keys_sub.add_parser("list")
     lst.add_argument("--json", action="store_true")
+    peppers = keys_sub.add_parser(
+        "peppers",
+        help="active keys per accepted pepper: a previous pepper can go once none needs it",
+    )
+    peppers.add_argument("--json", action="store_true")
     revoke = keys_sub.add_parser("revoke")
     revoke.add_argument("id", type=int)
     keys.set_defaults(func=cmd_keys)

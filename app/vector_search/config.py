@@ -12,7 +12,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vector_search.keys import Peppers
 
 DEFAULT_ENV_FILE = "/etc/vector-search/vector-search.env"
 ENV_FILE_VARIABLE = "VECTOR_SEARCH_ENV_FILE"
@@ -118,6 +121,24 @@ def _prepare(name: str, raw: str) -> int | None:
 
 def _words(name: str, raw: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in re.split(r"[,\s]+", raw.strip()) if w)
+
+
+NO_PEPPER = "none"
+
+
+def _peppers(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated peppers; ``none`` stands for keys hashed without one."""
+    out: list[str] = []
+    for word in raw.split(","):
+        word = word.strip()
+        if not word:
+            continue
+        if any(c.isspace() for c in word):
+            raise ConfigError(f"{name}: a pepper must not contain whitespace")
+        value = "" if word == NO_PEPPER else word
+        if value not in out:
+            out.append(value)
+    return tuple(out)
 
 
 SETTINGS: tuple[Spec, ...] = (
@@ -352,8 +373,20 @@ SETTINGS: tuple[Spec, ...] = (
     Spec(
         "API_KEY_PEPPER",
         "",
-        "optional secret mixed into API key hashes (or API_KEY_PEPPER_FILE)",
+        "optional secret mixed into API key hashes (or API_KEY_PEPPER_FILE); new keys and rehashed keys use it",
         _str,
+    ),
+    Spec(
+        "API_KEY_PEPPER_PREVIOUS",
+        "",
+        "earlier peppers still accepted during a rotation, comma-separated ('none': keys hashed without a pepper)",
+        _peppers,
+    ),
+    Spec(
+        "API_KEY_REHASH",
+        "true",
+        "rewrite the hash of a key found with a previous pepper using API_KEY_PEPPER",
+        _bool,
     ),
     # Search
     Spec(
@@ -410,7 +443,7 @@ SETTINGS: tuple[Spec, ...] = (
         _float(-1, 1),
     ),
 )
-SECRET_SETTINGS.add("API_KEY_PEPPER")
+SECRET_SETTINGS.update({"API_KEY_PEPPER", "API_KEY_PEPPER_PREVIOUS"})
 
 
 @dataclass(frozen=True)
@@ -463,6 +496,8 @@ class Settings:
     anonymous_rate_limit: int
     anonymous_max_results: int
     api_key_pepper: str
+    api_key_pepper_previous: tuple[str, ...]
+    api_key_rehash: bool
     search_candidates: int
     rrf_k: int
     fusion: str
@@ -478,6 +513,15 @@ class Settings:
     @property
     def pool_max(self) -> int:
         return self.database_pool_max or self.threads
+
+    @property
+    def peppers(self) -> Peppers:
+        """The pepper keys are hashed with, the ones still accepted, and whether to rehash."""
+        from vector_search.keys import Peppers
+
+        return Peppers(
+            self.api_key_pepper, self.api_key_pepper_previous, self.api_key_rehash
+        )
 
     @property
     def runtime_role(self) -> str:

@@ -3,7 +3,8 @@
 Applied versions are recorded in ``schema_migrations``. After the versioned
 steps, ``migrate`` re-applies the repeatable parts: the optional
 ``query_performance`` view (needs pg_stat_statements) and the runtime role's
-grants (least privilege: read the corpus, read keys, stamp last use).
+grants (least privilege: read the corpus, read keys, stamp last use and
+rehash a key found with a previous pepper).
 """
 
 from __future__ import annotations
@@ -212,9 +213,23 @@ def _v2(settings: Settings) -> list[sql.SQL | sql.Composed]:
     ]
 
 
+def _v3(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """The fingerprint of the pepper each key's hash was made with (NULL: not known
+    yet; set at the key's next use), so a previous pepper can be retired once no
+    active key needs it."""
+    return [
+        sql.SQL("ALTER TABLE api_keys ADD COLUMN pepper_id text"),
+        sql.SQL(
+            "COMMENT ON COLUMN api_keys.pepper_id IS "
+            "'fingerprint of the pepper key_hash was made with (keys.pepper_id); NULL: not known yet'"
+        ),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1),
     Migration(2, "bm25 term statistics", _v2),
+    Migration(3, "api key pepper fingerprints", _v3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -360,7 +375,10 @@ def _grant_runtime(
             "corpus_stats TO {}"
         ).format(ident),
         sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
-        sql.SQL("GRANT UPDATE (last_used_at) ON api_keys TO {}").format(ident),
+        # Stamp last use; rehash a key found with a previous pepper (keys.lookup_key).
+        sql.SQL(
+            "GRANT UPDATE (last_used_at, key_hash, pepper_id) ON api_keys TO {}"
+        ).format(ident),
         sql.SQL("GRANT SELECT ON {} TO {}").format(
             sql.SQL(", ").join(sql.Identifier(v) for v in views), ident
         ),
@@ -380,5 +398,5 @@ def _grant_runtime(
             f"could not GRANT CONNECT to {role}: the database owner must do it"
         )
     report.notes.append(
-        f"runtime role {role}: read-only corpus, read keys, stamp last use"
+        f"runtime role {role}: read-only corpus, read keys, stamp last use, rehash keys"
     )

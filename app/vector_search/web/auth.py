@@ -41,7 +41,7 @@ def authenticate(services: Services) -> None:
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         raise _unauthorized("the Authorization header must be 'Bearer <api key>'")
     with transaction(services.pool, settings.database_statement_timeout_ms) as conn:
-        found = lookup_key(conn, token, settings.api_key_pepper)
+        found = lookup_key(conn, token, settings.peppers)
     if found is None:
         raise _unauthorized("invalid or revoked API key")
     key_id, role_name, owner = found
