@@ -194,8 +194,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 print(
                     f"previous {n}\t{prev['pepper_id']}\t{prev['active_keys']}\t{ids}"
                 )
-            ids = ",".join(map(str, usage["unknown"]["key_ids"])) or "-"
-            print(f"unknown\t-\t{usage['unknown']['active_keys']}\t{ids}")
+            for name in ("unknown", "unaccepted"):
+                ids = ",".join(map(str, usage[name]["key_ids"])) or "-"
+                print(f"{name}\t-\t{usage[name]['active_keys']}\t{ids}")
             return 0
         if revoke_key(conn, args.id):
             print(f"revoked key {args.id}")

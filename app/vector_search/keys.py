@@ -173,11 +173,12 @@ def _rehash(
 
 
 def pepper_usage(conn: psycopg.Connection[Any], peppers: Peppers) -> dict[str, Any]:
-    """Active keys per accepted pepper, and those hashed with none of them (or not known).
+    """Active keys per accepted pepper.
 
-    ``unknown`` keys have not been used since pepper fingerprints were recorded
-    (or were hashed with a pepper no longer accepted): they may need a
-    previous pepper.
+    ``unknown``: keys whose pepper is not known yet (created before fingerprints
+    were recorded and not used since); they may need a previous pepper.
+    ``unaccepted``: keys hashed with a pepper no longer accepted; they do not
+    work any more (reissue them).
     """
     rows = conn.execute(
         "SELECT pepper_id, array_agg(id ORDER BY id) FROM api_keys "
@@ -191,9 +192,11 @@ def pepper_usage(conn: psycopg.Connection[Any], peppers: Peppers) -> dict[str, A
         pid = pepper_id(p)
         ids = by_id.pop(pid, [])
         previous.append({"pepper_id": pid, "active_keys": len(ids), "key_ids": ids})
-    unknown = sorted(i for ids in by_id.values() for i in ids)
+    unknown = by_id.pop(None, [])
+    unaccepted = sorted(i for ids in by_id.values() for i in ids)
     return {
         "current": {"pepper_id": current_id, "active_keys": len(current)},
         "previous": previous,
         "unknown": {"active_keys": len(unknown), "key_ids": unknown},
+        "unaccepted": {"active_keys": len(unaccepted), "key_ids": unaccepted},
     }

@@ -146,8 +146,11 @@ def test_pepper_usage_and_revoked_keys(db: Any, postgres: Postgres) -> None:
             {"pepper_id": pepper_id(OLD), "active_keys": 1, "key_ids": [on_old[0]]}
         ]
         assert usage["unknown"] == {"active_keys": 0, "key_ids": []}
-        # Retiring OLD leaves its key among the unknown ones.
-        assert pepper_usage(conn, Peppers(NEW))["unknown"]["key_ids"] == [on_old[0]]
+        assert usage["unaccepted"] == {"active_keys": 0, "key_ids": []}
+        # Retired too early: OLD's key no longer works.
+        retired = pepper_usage(conn, Peppers(NEW))
+        assert retired["unaccepted"]["key_ids"] == [on_old[0]]
+        assert retired["previous"] == [] and retired["unknown"]["key_ids"] == []
     assert on_new not in on_old
 
 
