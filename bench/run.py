@@ -22,7 +22,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import cranfield, perf, relevance
+from vector_search.cache import Cache, create_client
+from vector_search.config import load_settings
+from vector_search.keys import create_key
+from vector_search.roles import KEY_ROLES
+
+from bench import cranfield, lab, perf, relevance
 from bench import report as markdown
 from bench.embcache import CachingEmbedder
 from bench.services import Stack, stack
@@ -31,16 +36,32 @@ SECTIONS = ("relevance", "index", "throughput", "ingestion")
 
 
 @dataclass
+class CorpusRow:
+    chunks: int
+    load_s: float
+    index_s: dict[str, float]
+
+
+@dataclass
 class Report:
     args: argparse.Namespace
     started: float = field(default_factory=time.time)
     machine: dict[str, str] = field(default_factory=dict)
     relevance: relevance.RelevanceRun | None = None
+    corpora: list[CorpusRow] = field(default_factory=list)
     lexical_scale: list[perf.LexicalScaleRow] = field(default_factory=list)
     throughput: list[perf.ThroughputRow] = field(default_factory=list)
     index: list[perf.IndexRow] = field(default_factory=list)
     ingestion: list[perf.IngestRow] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    load: dict[str, float] = field(
+        default_factory=dict
+    )  # 1-min load average per section start
+    total_s: float = 0.0
+    lab_note: str = ""
+    lab_info: dict[str, Any] = field(default_factory=dict)
+    lab_loads: list[dict[str, Any]] = field(default_factory=list)
+    lab_drop: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,15 +99,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ann-rows",
         type=int,
         default=None,
-        help="vectors per index-accuracy table (default 20000; quick 2000)",
+        help="vectors per index-accuracy table (default 100000; quick 5000)",
     )
     p.add_argument(
         "--ann-dims", default="384,1024", help="dimensions for index accuracy"
     )
     p.add_argument(
+        "--ann-queries",
+        type=int,
+        default=None,
+        help="queries per index-accuracy row, recall against numpy's brute force (default 200; quick 30)",
+    )
+    p.add_argument(
+        "--exact-queries",
+        type=int,
+        default=None,
+        help="of those, how many also time PostgreSQL's exact scan (default 20; quick 10)",
+    )
+    p.add_argument(
         "--sizes",
         default=None,
-        help="synthetic chunk counts for lexical latency (default 10000,100000)",
+        help="synthetic corpus sizes in chunks for throughput and lexical latency (default 10000,100000; quick 1000,5000)",
     )
     p.add_argument(
         "--concurrency",
@@ -101,14 +134,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds per throughput row (default 15; quick 2)",
     )
     p.add_argument(
+        "--keys-per-client",
+        type=int,
+        default=None,
+        help="API keys each throughput client uses in turn (default 16; quick 2)",
+    )
+    p.add_argument(
         "--base-url",
         default=None,
-        help="also measure (c) nginx + app at this URL (the lab)",
+        help=f"row (c): nginx + app (default {lab.DEFAULT_URL}, the lab; --quick: none)",
+    )
+    p.add_argument(
+        "--keys-file",
+        type=Path,
+        default=lab.DEFAULT_KEYS,
+        help="the lab's keys.txt (its presence says the lab is set up; bench keys go next to it)",
     )
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="accept the lab's self-signed certificate",
+        help="accept a self-signed certificate (implied for the default lab URL)",
+    )
+    p.add_argument("--no-lab", action="store_true", help="skip row (c)")
+    p.add_argument(
+        "--lab-keep-corpus",
+        action="store_true",
+        help="leave the synthetic corpus in the lab's database afterwards",
     )
     p.add_argument(
         "--render-from",
@@ -128,7 +179,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
     q = args.quick
-    args.ann_rows = args.ann_rows or (2000 if q else 20000)
+    args.ann_rows = args.ann_rows or (5000 if q else 100000)
+    args.keys_per_client = args.keys_per_client or (2 if q else 16)
+    args.ann_queries = args.ann_queries or (30 if q else 200)
+    args.exact_queries = min(args.exact_queries or (10 if q else 20), args.ann_queries)
     args.sizes = [
         int(x)
         for x in (args.sizes or ("1000,5000" if q else "10000,100000")).split(",")
@@ -182,158 +236,273 @@ def run(args: argparse.Namespace) -> Report:
     queries = cranfield.load_queries(args.cranfield)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, stack(Path(tmp)) as st:
         report.machine = machine(st)
+
+        def section(name: str) -> None:
+            report.load[name] = os.getloadavg()[0]
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+
         if "relevance" in args.sections:
+            section("relevance")
             began = time.perf_counter()
             report.relevance = relevance.run(
                 st, args.cranfield, args.quick, args.overrides
             )
             report.seconds["relevance"] = time.perf_counter() - began
-        if "throughput" in args.sections or "index" in args.sections:
-            perf_settings = st.new_database("bench_perf", **args.overrides)
-        if "throughput" in args.sections:
+        dims = [int(d) for d in args.ann_dims.split(",")]
+        corpora: dict[int, perf.Corpus] = {}
+        wanted = set(args.sizes) if "throughput" in args.sections else set()
+        if "index" in args.sections and 384 in dims:
+            wanted.add(args.ann_rows)  # the 384-dim accuracy runs on that corpus
+        if wanted:
+            section("corpus")
             began = time.perf_counter()
-            scale_and_throughput(st, perf_settings, docs, queries, args, report)
+            sample = perf.word_sampler(docs)
+            for size in sorted(wanted):
+                corpora[size] = perf.synthetic_corpus(st, sample, size, args.overrides)
+            report.corpora = [
+                CorpusRow(c.chunks, c.load_s, c.index_s) for c in corpora.values()
+            ]
+            report.seconds["corpus"] = time.perf_counter() - began
+        if "throughput" in args.sections:
+            section("throughput")
+            began = time.perf_counter()
+            sizes = sorted(args.sizes)
+            query_set = queries[:40] if args.quick else queries
+            timings = perf.lexical_latency(
+                st, [corpora[s].settings for s in sizes], query_set
+            )
+            for size, (p50, p95) in zip(sizes, timings, strict=True):
+                report.lexical_scale.append(
+                    perf.LexicalScaleRow(size, p50, p95, corpora[size].load_s)
+                )
+            throughput(st, [corpora[s] for s in sizes], queries[:50], args, report)
             report.seconds["throughput"] = time.perf_counter() - began
         if "index" in args.sections:
+            section("index")
             began = time.perf_counter()
-            dims = [int(d) for d in args.ann_dims.split(",")]
-            report.index = perf.index_accuracy(
-                st, perf_settings, dims, args.ann_rows, 30 if args.quick else 100
-            )
+            report.index = index_accuracy(st, corpora, dims, args)
             report.seconds["index"] = time.perf_counter() - began
         if "ingestion" in args.sections:
+            section("ingestion")
             began = time.perf_counter()
             report.ingestion = perf.ingestion(st, docs[-args.ingest_docs :], Path(tmp))
             report.seconds["ingestion"] = time.perf_counter() - began
     return report
 
 
-def scale_and_throughput(
+def index_accuracy(
     st: Stack,
-    settings: Any,
-    docs: list[cranfield.Doc],
-    queries: list[str],
+    corpora: dict[int, perf.Corpus],
+    dims: list[int],
     args: argparse.Namespace,
-    report: Report,
-) -> None:
-    sample = perf.word_sampler(docs)
-    query_set = queries[:40] if args.quick else queries
-    sizes = sorted(args.sizes)
-    databases: list[Any] = []
-    load_seconds: list[float] = []
-    # every size but the largest in a database of its own (the same synthetic
-    # chunks), the largest in bench_perf; then the sizes are timed interleaved
-    for size in sizes[:-1]:
-        small = st.new_database(f"bench_lex_{size}", **args.overrides)
-        with st.owner(small.database_name) as conn:
-            conn.execute("DROP INDEX document_chunks_embedding_hnsw")
-            load_seconds.append(
-                perf.load_synthetic_chunks(
-                    conn, sample, 0, size, small.embedding_dimension
-                )
-            )
-        databases.append(small)
-    with st.owner(settings.database_name) as conn:
-        first = perf.load_synthetic_chunks(
-            conn, sample, 0, sizes[0], settings.embedding_dimension
-        )
-        if len(sizes) == 1:
-            load_seconds.append(first)
-        throughput(st, settings, queries[:50], args, report, sizes[0])
-        if len(sizes) > 1:
-            # only the lexical side needs the larger corpus: skip maintaining HNSW
-            conn.execute("DROP INDEX document_chunks_embedding_hnsw")
-            load_seconds.append(
-                first
-                + perf.load_synthetic_chunks(
+) -> list[perf.IndexRow]:
+    rows: list[perf.IndexRow] = []
+    queries, exact = args.ann_queries, args.exact_queries
+    for dim in dims:
+        corpus = corpora.get(args.ann_rows)
+        if corpus is not None and corpus.settings.embedding_dimension == dim:
+            # the throughput corpus itself: the service's table and index
+            with st.owner(corpus.settings.database_name) as conn:
+                rows += perf.index_accuracy(
                     conn,
-                    sample,
-                    sizes[0],
-                    sizes[-1] - sizes[0],
-                    settings.embedding_dimension,
+                    "document_chunks",
+                    dim,
+                    perf.service_ef_search(corpus.settings),
+                    queries,
+                    exact,
+                    corpus.index_s.get("hnsw", float("nan")),
                 )
+            continue
+        settings = st.new_database(f"bench_ann_{dim}", **args.overrides)
+        with st.owner(settings.database_name) as conn:
+            build = perf.ann_table(conn, dim, args.ann_rows)
+            rows += perf.index_accuracy(
+                conn,
+                f"ann_{dim}",
+                dim,
+                perf.service_ef_search(settings),
+                queries,
+                exact,
+                build,
             )
-    databases.append(settings)
-    timings = perf.lexical_latency(st, databases, query_set)
-    for size, (p50, p95), seconds in zip(sizes, timings, load_seconds, strict=True):
-        report.lexical_scale.append(perf.LexicalScaleRow(size, p50, p95, seconds))
+            conn.execute(f"DROP TABLE ann_{dim}")
+    return rows
 
 
 def throughput(
     st: Stack,
-    settings: Any,
+    corpora: list[perf.Corpus],
     queries: list[str],
     args: argparse.Namespace,
     report: Report,
-    size: int,
 ) -> None:
-    embedder = CachingEmbedder(settings)
+    """Rows (a) and (b) at every corpus size, then (c) and (a) on the lab."""
+    settings0 = corpora[0].settings
+    embedder = CachingEmbedder(settings0)
     try:
         vectors = [list(map(float, v)) for v in embedder.embed(queries)]
     finally:
         embedder.close()
-    c, secs = args.concurrency, args.duration
-    report.throughput.append(
-        perf.throughput_psycopg(st, settings, queries, vectors, c, secs)
+    role = KEY_ROLES[lab.ROLE]
+    max_results = min(10, role.max_results)
+    c, secs, per = args.concurrency, args.duration, args.keys_per_client
+    for n, corpus in enumerate(corpora):
+        settings, size = corpus.settings, corpus.chunks
+        result = perf.throughput_psycopg(
+            st, settings, queries, vectors, role.clearance_level, max_results, c, secs
+        )
+        report.throughput.append(
+            perf.throughput_row(
+                size, "(a) psycopg, same SQL", c, result, "query vectors precomputed"
+            )
+        )
+        with st.owner(settings.database_name) as conn:
+            made = [
+                create_key(conn, lab.ROLE, f"bench-client-{i}")[1]
+                for i in range(c * per)
+            ]
+        keys = [made[w * per : (w + 1) * per] for w in range(c)]
+        env = st.env(settings.database_name, **args.overrides)
+        seed_embeddings(env, queries, vectors)
+        server = perf.AppServer(st, env, threads=c)
+        try:
+            perf.warm_http(server.url, queries, made)
+            for label, vary, note in (
+                (
+                    "(b) app (waitress), response cache missed",
+                    True,
+                    "query embedding from Redis, as (a) had it precomputed",
+                ),
+                (
+                    "(b) app (waitress), cached response (Redis hit)",
+                    False,
+                    "reported separately",
+                ),
+            ):
+                result = perf.throughput_http(server.url, queries, c, secs, vary, keys)
+                report.throughput.append(
+                    perf.throughput_row(size, label, c, result, note)
+                )
+        finally:
+            server.stop()
+        if n == 0 and not args.quick:
+            server = perf.AppServer(st, {**env, "CACHE_ENABLED": "false"}, threads=c)
+            try:
+                result = perf.throughput_http(server.url, queries, c, secs, False, keys)
+                report.throughput.append(
+                    perf.throughput_row(
+                        size,
+                        "(b) app (waitress), CACHE_ENABLED=false",
+                        c,
+                        result,
+                        "embeds every query through the stand-in",
+                    )
+                )
+            finally:
+                server.stop()
+    lab_throughput(st, corpora, queries, vectors, args, report)
+
+
+def seed_embeddings(
+    env: dict[str, str], queries: list[str], vectors: list[list[float]]
+) -> None:
+    """The app's Redis embedding cache, filled with the vectors row (a) uses
+    (the stand-in is deterministic: what the app would have cached itself)."""
+    settings = load_settings(environ=env)
+    client = create_client(settings)
+    try:
+        cache = Cache(client, settings)
+        for query, vector in zip(queries, vectors, strict=True):
+            cache.set_embedding(settings.embedding_model, query, vector)
+    finally:
+        client.close()
+
+
+def lab_throughput(
+    st: Stack,
+    corpora: list[perf.Corpus],
+    queries: list[str],
+    vectors: list[list[float]],
+    args: argparse.Namespace,
+    report: Report,
+) -> None:
+    if args.quick and not args.base_url:
+        report.lab_note = "row (c) skipped: --quick never touches the lab (pass --base-url to include it)"
+        return
+    if args.no_lab:
+        report.lab_note = "row (c) skipped: --no-lab"
+        return
+    the_lab = lab.Lab(
+        args.base_url or lab.DEFAULT_URL,
+        args.keys_file,
+        args.insecure or not args.base_url,
     )
-    env = st.env(settings.database_name, **args.overrides)
-    server = perf.AppServer(st, env, threads=c)
+    reason = the_lab.unavailable()
+    if reason:
+        report.lab_note = reason
+        print(f"bench: {reason}", file=sys.stderr)
+        return
+    role = KEY_ROLES[lab.ROLE]
+    max_results = min(10, role.max_results)
+    c, secs, per = args.concurrency, args.duration, args.keys_per_client
+    began = time.perf_counter()
     try:
-        perf.warm_http(server.url, queries)  # fills the embedding and response caches
-        report.throughput.append(
-            perf.throughput_http(
-                server.url,
-                "(b) app (waitress), response cache missed",
-                queries,
-                c,
-                secs,
-                vary=True,
-                note="query embedding from Redis, as (a) had it precomputed",
+        the_lab.push()
+        report.lab_info = the_lab.info()
+        made = the_lab.keys(c * per)
+        for corpus in corpora:
+            size = corpus.chunks
+            with st.owner(corpus.settings.database_name) as conn:
+                loaded = the_lab.load(conn)
+            report.lab_loads.append({"chunks": size, **loaded})
+            print(f"bench: lab corpus {size}: {loaded}", file=sys.stderr, flush=True)
+            result = the_lab.drive(
+                queries, vectors, role.clearance_level, max_results, c, secs
             )
-        )
-        report.throughput.append(
-            perf.throughput_http(
-                server.url,
-                "(b) app (waitress), cached response (Redis hit)",
-                queries,
-                c,
-                secs,
-                vary=False,
-                note="reported separately",
+            report.throughput.append(
+                perf.throughput_row(
+                    size,
+                    "(a) psycopg on the lab (app1 -> PgBouncer -> db1)",
+                    c,
+                    result,
+                    "the lab's own database limit",
+                    lab=True,
+                )
             )
-        )
+            try:
+                perf.warm_http(the_lab.base_url, queries, made, the_lab.insecure)
+            except perf.StaleKeys:  # the lab was rebuilt since the keys were made
+                made = the_lab.keys(c * per, fresh=True)
+                perf.warm_http(the_lab.base_url, queries, made, the_lab.insecure)
+            keys = [made[w * per : (w + 1) * per] for w in range(c)]
+            for label, vary, note in (
+                (
+                    "(c) nginx + app (lab), response cache missed",
+                    True,
+                    the_lab.base_url,
+                ),
+                (
+                    "(c) nginx + app (lab), cached response (Redis hit)",
+                    False,
+                    "reported separately",
+                ),
+            ):
+                result = perf.throughput_http(
+                    the_lab.base_url, queries, c, secs, vary, keys, the_lab.insecure
+                )
+                report.throughput.append(
+                    perf.throughput_row(size, label, c, result, note, lab=True)
+                )
+    except Exception as exc:  # noqa: BLE001 - the other rows still stand
+        report.lab_note = f"row (c) failed: {type(exc).__name__}: {exc}"
+        print(f"bench: {report.lab_note}", file=sys.stderr)
     finally:
-        server.stop()
-    server = perf.AppServer(st, {**env, "CACHE_ENABLED": "false"}, threads=c)
-    try:
-        report.throughput.append(
-            perf.throughput_http(
-                server.url,
-                "(b) app (waitress), CACHE_ENABLED=false",
-                queries,
-                c,
-                secs,
-                vary=False,
-                note="embeds every query through the stand-in",
-            )
-        )
-    finally:
-        server.stop()
-    if args.base_url:
-        report.throughput.append(
-            perf.throughput_http(
-                args.base_url.rstrip("/"),
-                "(c) nginx + app (lab)",
-                queries,
-                c,
-                secs,
-                vary=True,
-                note=args.base_url,
-                insecure=args.insecure,
-            )
-        )
-    for row in report.throughput:
-        row.note = f"{size} synthetic chunks; {row.note}"
+        if not args.lab_keep_corpus:
+            try:
+                report.lab_drop = the_lab.drop()
+            except Exception as exc:  # noqa: BLE001 - reported
+                report.lab_note += f" (removing the corpus from the lab failed: {exc})"
+        report.seconds["lab"] = time.perf_counter() - began
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             result = pickle.load(data)
     else:
         result = run(args)
+        result.total_s = time.perf_counter() - began
         with (Path(tempfile.gettempdir()) / f"{args.output.stem}.pickle").open(
             "wb"
         ) as data:
@@ -352,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(text)
     print(text)
     print(
-        f"wrote {args.output} in {time.perf_counter() - began:.0f} s", file=sys.stderr
+        f"bench: total {result.total_s:.0f} s ({result.total_s / 60:.1f} min); wrote {args.output}",
+        file=sys.stderr,
     )
     return 0
 

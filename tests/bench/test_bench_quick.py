@@ -56,3 +56,7 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
     ):
         assert row in report, row
     assert "Machine:" in report and "reproduce" in report
+    # --quick never touches the lab, and says so in row (c)
+    assert "row (c) skipped: --quick never touches the lab" in report
+    assert "| chunks | load s | HNSW build s | GIN build s |" in report
+    assert "bench: total " in result.stderr

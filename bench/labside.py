@@ -1,0 +1,316 @@
+"""The parts of the benchmark that run on both sides: here, and on a lab app host.
+
+On a lab app host (``vslab-app1``) this file runs with the app's own Python and
+settings (the ``vector-search`` wrapper's environment, see ``bench/lab.py``), so
+it imports only the standard library, psycopg and ``vector_search``: the app's
+release has no numpy.
+
+    python labside.py load      # binary COPY of the synthetic corpus on stdin
+    python labside.py drop      # remove the synthetic corpus again
+    python labside.py drive     # (a) psycopg at concurrency C; JSON job on stdin
+    python labside.py info      # versions and pool settings, as JSON
+
+``load`` makes the database hold exactly the corpus on stdin (documents of
+source ``synthetic``; documents already there are kept, missing ones added,
+extra ones removed), in one transaction, then bumps the response-cache
+generation as ``vector-search ingest`` does. ``drop`` deletes them, rebuilds the
+HNSW index without the deleted vectors (``REINDEX CONCURRENTLY``, searches keep
+working) and vacuums.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import psycopg
+
+SOURCE = "synthetic"
+# metadata->>'bench_corpus' of every synthetic document: change it when the
+# generator changes, and a lab holding an older corpus gets it replaced
+CORPUS_VERSION = "bench-v2"
+
+# the columns of the corpus stream (binary COPY), in this order
+EXPORT_SQL = (
+    "COPY (SELECT d.external_id, d.title, d.department, d.clearance_level, "
+    "c.chunk_number, c.text, c.embedding FROM documents d "
+    "JOIN document_chunks c ON c.document_id = d.id "
+    f"WHERE d.source = '{SOURCE}' ORDER BY d.id, c.chunk_number) "
+    "TO STDOUT (FORMAT BINARY)"
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """numpy.percentile's default (linear interpolation), in milliseconds."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return (xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)) * 1000
+
+
+# -- a closed-loop load generator ------------------------------------------------------
+@dataclass
+class Drive:
+    """Latencies of the successful requests; every outcome counted ("ok",
+    "429 nginx", "500", an exception's name); seconds measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    elapsed: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latencies": self.latencies,
+            "outcomes": dict(self.outcomes),
+            "elapsed": self.elapsed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Drive:
+        return cls(
+            list(data["latencies"]), Counter(data["outcomes"]), float(data["elapsed"])
+        )
+
+
+def drive(
+    concurrency: int,
+    seconds: float,
+    work: Callable[[int, int], str],
+    setup: Callable[[int], None] | None = None,
+) -> Drive:
+    """``concurrency`` clients, each sending its next request when the last one
+    returned, for ``seconds``. ``work(client, i)`` returns its outcome."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    outcomes: list[Counter[str]] = [Counter() for _ in range(concurrency)]
+    barrier = threading.Barrier(concurrency + 1)
+    stop = [math.inf]
+
+    def worker(w: int) -> None:
+        if setup is not None:
+            setup(w)
+        barrier.wait()
+        i = w
+        while time.perf_counter() < stop[0]:
+            started = time.perf_counter()
+            try:
+                outcome = work(w, i)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                outcome = type(exc).__name__
+            if outcome == "ok":
+                latencies[w].append(time.perf_counter() - started)
+            outcomes[w][outcome] += 1
+            i += concurrency
+
+    threads = [
+        threading.Thread(target=worker, args=(w,), daemon=True)
+        for w in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    began = time.perf_counter()
+    stop[0] = began + seconds
+    for t in threads:
+        t.join()
+    result = Drive(elapsed=time.perf_counter() - began)
+    for w in range(concurrency):
+        result.latencies += latencies[w]
+        result.outcomes.update(outcomes[w])
+    return result
+
+
+def drive_psycopg(
+    conninfo: str,
+    prepare_threshold: int | None,
+    engine: Any,
+    queries: list[str],
+    vectors: list[list[float]],
+    clearance: int,
+    max_results: int,
+    threshold: float,
+    concurrency: int,
+    seconds: float,
+) -> Drive:
+    """Row (a): the app's SearchEngine SQL on one connection per client, with
+    the parameters the API would use for this caller."""
+    from pgvector.psycopg import register_vector
+    from vector_search.search import QueryConfig, SearchRequest
+
+    conns: dict[int, psycopg.Connection[Any]] = {}
+    requests = [
+        SearchRequest(q, config=QueryConfig(similarity_threshold=threshold))
+        for q in queries
+    ]
+
+    def setup(w: int) -> None:
+        conn = psycopg.connect(
+            conninfo, autocommit=True, prepare_threshold=prepare_threshold
+        )
+        register_vector(conn)
+        conns[w] = conn
+
+    def work(w: int, i: int) -> str:
+        n = i % len(queries)
+        with conns[w].transaction():
+            engine.run(conns[w], requests[n], vectors[n], clearance, max_results)
+        return "ok"
+
+    try:
+        return drive(concurrency, seconds, work, setup)
+    finally:
+        for conn in conns.values():
+            conn.close()
+
+
+# -- the synthetic corpus in the app's database ------------------------------------------
+def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, Any]:
+    """Make the database hold exactly the corpus on ``stream`` (EXPORT_SQL's
+    binary COPY). Returns counts and seconds."""
+    started = time.perf_counter()
+    with conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE bench_stage (external_id text, title text, department text, "
+            "clearance_level smallint, chunk_number integer, text text, embedding vector) "
+            "ON COMMIT DROP"
+        )
+        with conn.cursor().copy("COPY bench_stage FROM STDIN (FORMAT BINARY)") as copy:
+            while data := stream.read(1 << 20):
+                copy.write(data)
+        conn.execute("CREATE INDEX ON bench_stage (external_id)")
+        conn.execute("ANALYZE bench_stage")
+        removed = conn.execute(
+            "DELETE FROM documents d WHERE d.source = %s AND (coalesce(d.metadata->>'bench_corpus', '') <> %s "
+            "OR NOT EXISTS (SELECT 1 FROM bench_stage s WHERE s.external_id = d.external_id))",
+            (SOURCE, CORPUS_VERSION),
+        ).rowcount
+        added = conn.execute(
+            "INSERT INTO documents (source, external_id, title, department, clearance_level, "
+            "content_hash, metadata, chunk_count) "
+            "SELECT DISTINCT ON (s.external_id) %s, s.external_id, s.title, s.department, "
+            "s.clearance_level, 'x', jsonb_build_object('bench_corpus', %s::text), 10 "
+            "FROM bench_stage s WHERE NOT EXISTS (SELECT 1 FROM documents d "
+            "WHERE d.source = %s AND d.external_id = s.external_id) ORDER BY s.external_id",
+            (SOURCE, CORPUS_VERSION, SOURCE),
+        ).rowcount
+        staged = time.perf_counter() - started
+        chunks = conn.execute(
+            "INSERT INTO document_chunks (document_id, chunk_number, heading, text, content_hash, "
+            "embedding, department, priority, clearance_level) "
+            "SELECT d.id, s.chunk_number, '', s.text, 'x', s.embedding, s.department, 3, s.clearance_level "
+            "FROM bench_stage s JOIN documents d ON d.source = %s AND d.external_id = s.external_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM document_chunks c WHERE c.document_id = d.id) "
+            "ORDER BY d.id, s.chunk_number",
+            (SOURCE,),
+        ).rowcount
+    conn.execute("ANALYZE documents")
+    conn.execute("ANALYZE document_chunks")
+    total = conn.execute(
+        "SELECT count(*) FILTER (WHERE d.source = %s), count(*) FROM document_chunks c "
+        "JOIN documents d ON d.id = c.document_id",
+        (SOURCE,),
+    ).fetchone() or (0, 0)
+    return {
+        "documents_removed": removed,
+        "documents_added": added,
+        "chunks_added": chunks,
+        "synthetic_chunks": total[0],
+        "all_chunks": total[1],
+        "stage_seconds": round(staged, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def drop_corpus(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    removed = conn.execute(
+        "DELETE FROM documents WHERE source = %s", (SOURCE,)
+    ).rowcount
+    if removed:
+        # vacuuming deletions out of an HNSW graph repairs it node by node; a
+        # rebuild over what is left (the sample corpus) is far cheaper
+        for (name,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'document_chunks' "
+            "AND indexdef LIKE '%USING hnsw%'"
+        ).fetchall():
+            conn.execute(f'REINDEX INDEX CONCURRENTLY "{name}"')
+        conn.execute("VACUUM (ANALYZE) document_chunks")
+        conn.execute("VACUUM (ANALYZE) documents")
+    return {
+        "documents_removed": removed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _bump_generation(settings: Any) -> str:
+    from vector_search.cache import Cache, create_client
+
+    try:
+        return f"cache generation {Cache(create_client(settings), settings).bump_generation()}"
+    except Exception as exc:  # noqa: BLE001 - reported; responses expire anyway
+        return f"could not bump the cache generation ({type(exc).__name__})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vector_search.config import load_settings
+    from vector_search.db import connect_owner
+
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else ""
+    settings = load_settings()
+    if command in ("load", "drop"):
+        with connect_owner(settings) as conn:
+            if command == "load":
+                result = load_corpus(conn, sys.stdin.buffer)
+            else:
+                result = drop_corpus(conn)
+        result["cache"] = _bump_generation(settings)
+    elif command == "drive":
+        from vector_search.services import build_engine
+
+        job = json.load(sys.stdin)
+        result = drive_psycopg(
+            settings.conninfo(owner=False),
+            settings.database_prepare_threshold,
+            build_engine(settings),
+            job["queries"],
+            job["vectors"],
+            job["clearance"],
+            job["max_results"],
+            settings.default_similarity_threshold,
+            job["concurrency"],
+            job["seconds"],
+        ).as_dict()
+    elif command == "info":
+        with connect_owner(settings) as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), "
+                "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+            ).fetchone() or ("?", "?")
+        result = {
+            "postgresql": row[0],
+            "pgvector": row[1],
+            "threads": settings.threads,
+            "pool_max": settings.pool_max,
+            "database_host": settings.database_host,
+            "database_port": settings.database_port,
+            "search_candidates": settings.search_candidates,
+        }
+    else:
+        print("usage: labside.py load|drop|drive|info", file=sys.stderr)
+        return 2
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
