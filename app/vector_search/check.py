@@ -9,6 +9,12 @@ import psycopg
 import redis
 
 from vector_search.cache import create_client
+from vector_search.columns import (
+    ColumnRegistryError,
+    column_state,
+    load_columns,
+    searchable_column,
+)
 from vector_search.config import Settings
 from vector_search.embedder import OllamaEmbedder
 from vector_search.errors import EmbedderError, EmbedderUnavailable
@@ -76,21 +82,36 @@ def _database(settings: Settings) -> tuple[list[CheckResult], int | None]:
                 "" if ok else "run: vector-search migrate (as the owner role)",
             )
         )
-        row = conn.execute(
-            "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass('document_chunks') "
-            "AND attname = 'embedding'"
-        ).fetchone()
-        dim = int(row[0]) if row and row[0] and row[0] > 0 else None
-        if dim is not None:
-            ok = dim == settings.embedding_dimension
+        if not ok:
+            return results, None
+        try:
+            column, detail = searchable_column(
+                conn, settings.embedding_model, settings.embedding_dimension
+            )
+            reindex = [c for c in load_columns(conn) if c.column != column]
+        except (ColumnRegistryError, psycopg.Error) as exc:
+            column, detail, reindex = None, str(exc).strip(), []
+        results.append(
+            CheckResult(
+                "embedding column",
+                column is not None,
+                detail,
+                ""
+                if column is not None
+                else "set EMBEDDING_MODEL and EMBEDDING_DIMENSION to the corpus's model, "
+                "or finish a reindex to this one (docs/reindex.md)",
+            )
+        )
+        if column is not None:
+            dim = column_state(conn, column).dimension
+        for other in reindex:
             results.append(
                 CheckResult(
-                    "database dimension",
-                    ok,
-                    f"document_chunks.embedding is vector({dim}), EMBEDDING_DIMENSION={settings.embedding_dimension}",
-                    ""
-                    if ok
-                    else "set EMBEDDING_DIMENSION to the database's dimension (or rebuild the corpus)",
+                    "reindex",
+                    True,
+                    f"{other.describe()} is also kept"
+                    + (", ready" if other.ready else ", not ready yet")
+                    + ": see vector-search reindex status",
                 )
             )
     return results, dim

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from vector_search import __version__
+from vector_search.columns import ColumnRegistryError
 from vector_search.config import ConfigError, Settings, example_env_file, load_settings
 from vector_search.errors import DependencyUnavailable, EmbedderError
 
@@ -307,6 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    except (DependencyUnavailable, EmbedderError) as exc:
+    except (DependencyUnavailable, EmbedderError, ColumnRegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

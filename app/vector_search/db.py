@@ -15,6 +15,7 @@ import psycopg
 import psycopg_pool
 from pgvector.psycopg import register_vector
 
+from vector_search.columns import application_name
 from vector_search.config import Settings
 from vector_search.errors import DatabaseUnavailable
 
@@ -24,7 +25,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def create_pool(settings: Settings) -> psycopg_pool.ConnectionPool:
-    """A pool sized to the waitress threads; opened lazily so startup never blocks on the DB."""
+    """A pool sized to the waitress threads; opened lazily so startup never blocks on the DB.
+
+    Its connections announce the instance's embedding model as application_name
+    (``vector-search MODEL/DIMENSION``): ``reindex finish`` refuses to drop a
+    column that connected instances still search."""
     pool = psycopg_pool.ConnectionPool(
         settings.conninfo(owner=False),
         min_size=min(settings.database_pool_min, settings.pool_max),
@@ -36,6 +41,9 @@ def create_pool(settings: Settings) -> psycopg_pool.ConnectionPool:
         kwargs={
             "autocommit": True,
             "prepare_threshold": settings.database_prepare_threshold,
+            "application_name": application_name(
+                settings.embedding_model, settings.embedding_dimension
+            ),
         },
         name="vector-search",
     )

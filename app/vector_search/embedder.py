@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from vector_search.config import Settings
 from vector_search.errors import EmbedderError, EmbedderUnavailable
+
+
+class Embedder(Protocol):
+    """What ingest, reindex and search need of an embedder (OllamaEmbedder)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(
+        self, texts: Sequence[str], check_dimension: bool = True
+    ) -> list[list[float]]: ...
+
+    def close(self) -> None: ...
+
+
+def for_model(settings: Settings, model: str, dimension: int) -> OllamaEmbedder:
+    """An embedder of another model on the configured Ollama (reindex, ingest)."""
+    return OllamaEmbedder(
+        dataclasses.replace(
+            settings, embedding_model=model, embedding_dimension=dimension
+        )
+    )
 
 
 class OllamaEmbedder:
@@ -28,6 +54,10 @@ class OllamaEmbedder:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
 
     def close(self) -> None:
         self._client.close()
@@ -50,7 +80,7 @@ class OllamaEmbedder:
             if check_dimension and any(len(v) != self._dimension for v in vectors):
                 raise EmbedderError(
                     f"embedder returned {len(vectors[0])}-dimensional vectors but "
-                    f"EMBEDDING_DIMENSION is {self._dimension}"
+                    f"EMBEDDING_DIMENSION is {self._dimension} (model {self._model})"
                 )
             ok = True
             return vectors

@@ -18,6 +18,13 @@ class EmbedderUnavailable(DependencyUnavailable):
     component = "embedder"
 
 
+class SearchColumnUnavailable(DependencyUnavailable):
+    """No vector column holds the configured model, filled and indexed (reindex)."""
+
+    component = "search index"
+    retry_after = 30
+
+
 class EmbedderError(RuntimeError):
     """The embedder answered, but not with what we need (e.g. wrong dimension)."""
 

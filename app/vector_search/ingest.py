@@ -4,6 +4,14 @@ A document whose content hash is unchanged is skipped. A changed document
 replaces all its chunks in one transaction (embeddings of chunks whose text did
 not change are reused). ``prune`` deletes documents of a source that are no
 longer present. Chunks are written with binary COPY.
+
+Every vector column registered in ``embedding_columns`` is written, each with
+its own model: during a reindex new and changed documents get both embeddings,
+so ``reindex fill`` never misses one. Which columns exist is read again inside
+each document's transaction, after its chunks are locked, so a reindex started,
+finished or aborted meanwhile is followed. Document and chunk hashes are salted
+with ``content_hash_basis`` (not the configured model): switching an instance's
+model during a reindex does not make every document look changed.
 """
 
 from __future__ import annotations
@@ -19,15 +27,25 @@ from typing import Any, TextIO
 
 import psycopg
 from pgvector import Vector
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from vector_search.chunking import chunk_text
+from vector_search.columns import (
+    ColumnRegistryError,
+    EmbeddingColumn,
+    Identity,
+    column_for,
+    content_hash_basis,
+    describe,
+    load_columns,
+)
 from vector_search.config import Settings
-from vector_search.embedder import OllamaEmbedder
+from vector_search.embedder import Embedder, for_model
 from vector_search.loaders import DocumentError, SourceDocument, discover, load_file
 
 CHUNK_COLUMNS = (
-    "document_id, chunk_number, heading, text, content_hash, embedding, "
+    "document_id, chunk_number, heading, text, content_hash, "
     "department, campus, priority, clearance_level"
 )
 CHUNK_TYPES = [
@@ -36,12 +54,13 @@ CHUNK_TYPES = [
     "text",
     "text",
     "text",
-    "vector",
     "text",
     "text",
     "int2",
     "int2",
 ]
+# builds an embedder of another model (reindex in progress); tests inject doubles
+EmbedderFactory = Callable[[str, int], Embedder]
 
 
 @dataclass
@@ -54,6 +73,8 @@ class IngestSummary:
     chunks_written: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    # embeddings made for another column's model (a reindex is in progress)
+    reindex_embedded: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -74,10 +95,15 @@ class _Pending:
     existing_id: int | None
     chunks: list[str]
     chunk_hashes: list[str]
-    vectors: list[list[float] | None]
+    vectors: dict[Identity, list[list[float] | None]]
 
 
-def document_hash(doc: SourceDocument, settings: Settings) -> str:
+def document_hash(
+    doc: SourceDocument, settings: Settings, basis: Identity | None = None
+) -> str:
+    """``basis``: the model identity hashes are salted with (content_hash_basis);
+    the configured model when not given."""
+    model = basis or (settings.embedding_model, settings.embedding_dimension)
     payload = {
         "title": doc.title,
         "text": doc.text,
@@ -89,7 +115,7 @@ def document_hash(doc: SourceDocument, settings: Settings) -> str:
         "popularity": doc.popularity,
         "metadata": doc.metadata,
         "chunking": [settings.chunk_tokens, settings.chunk_overlap],
-        "model": [settings.embedding_model, settings.embedding_dimension],
+        "model": list(model),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -126,14 +152,37 @@ class Ingestor:
     def __init__(
         self,
         conn: psycopg.Connection[Any],
-        embedder: OllamaEmbedder,
+        embedder: Embedder,
         settings: Settings,
         progress_stream: TextIO | None = None,
+        embedder_factory: EmbedderFactory | None = None,
     ) -> None:
         self.conn = conn
         self.embedder = embedder
         self.settings = settings
         self.stream = progress_stream or sys.stderr
+        self.identity: Identity = (
+            settings.embedding_model,
+            settings.embedding_dimension,
+        )
+        self._factory = embedder_factory or (
+            lambda model, dimension: for_model(settings, model, dimension)
+        )
+        self._embedders: dict[Identity, Embedder] = {self.identity: embedder}
+        self._owned: list[Embedder] = []
+        self.columns: list[EmbeddingColumn] = []
+        self.basis: Identity = self.identity
+
+    def _embedder(self, identity: Identity) -> Embedder:
+        if identity not in self._embedders:
+            made = self._factory(*identity)
+            self._owned.append(made)
+            self._embedders[identity] = made
+        return self._embedders[identity]
+
+    def _load_columns(self) -> list[EmbeddingColumn]:
+        self.columns = load_columns(self.conn)
+        return self.columns
 
     def ingest(
         self,
@@ -144,10 +193,24 @@ class Ingestor:
     ) -> IngestSummary:
         started = time.perf_counter()
         summary = IngestSummary()
-        for root in roots:
-            self._ingest_root(
-                Path(root), source or str(Path(root).resolve()), prune, summary
+        columns = self._load_columns()
+        if column_for(columns, *self.identity) is None:
+            raise ColumnRegistryError(
+                f"EMBEDDING_MODEL={self.identity[0]} with EMBEDDING_DIMENSION={self.identity[1]} "
+                f"is the model of no embedding column ({describe(columns)}): configure the "
+                "corpus's model, or change models with vector-search reindex (docs/reindex.md)"
             )
+        self.basis = content_hash_basis(self.conn)
+        try:
+            for root in roots:
+                self._ingest_root(
+                    Path(root), source or str(Path(root).resolve()), prune, summary
+                )
+        finally:
+            for made in self._owned:
+                made.close()
+            self._owned.clear()
+            self._embedders = {self.identity: self.embedder}
         if summary.changed:
             self.conn.execute("ANALYZE documents")
             self.conn.execute("ANALYZE document_chunks")
@@ -180,7 +243,7 @@ class Ingestor:
         progress = Progress(len(docs), self.stream, self.stream.isatty())
         batch: list[_Pending] = []
         for external_id, doc in docs.items():
-            digest = document_hash(doc, self.settings)
+            digest = document_hash(doc, self.settings, self.basis)
             known = existing.get(external_id)
             if known and known[1] == digest:
                 summary.documents_unchanged += 1
@@ -216,24 +279,53 @@ class Ingestor:
             chunks = [doc.title]
         hashes = [
             hashlib.sha256(
-                f"{self.settings.embedding_model}\0{embedding_input(doc.title, c)}".encode()
+                f"{self.basis[0]}\0{embedding_input(doc.title, c)}".encode()
             ).hexdigest()
             for c in chunks
         ]
-        vectors: list[list[float] | None] = [None] * len(chunks)
+        vectors: dict[Identity, list[list[float] | None]] = {
+            c.identity: [None] * len(chunks) for c in self.columns
+        }
         if existing_id is not None:
+            # a chunk whose text (and title) did not change keeps its embeddings
+            query = sql.SQL(
+                "SELECT content_hash, {} FROM document_chunks WHERE document_id = %s"
+            ).format(sql.SQL(", ").join(sql.Identifier(c.column) for c in self.columns))
             reusable = {
-                row[0]: row[1]
-                for row in self.conn.execute(
-                    "SELECT content_hash, embedding FROM document_chunks WHERE document_id = %s",
-                    (existing_id,),
-                )
+                row[0]: row[1:] for row in self.conn.execute(query, (existing_id,))
             }
             for i, h in enumerate(hashes):
-                if h in reusable:
-                    vectors[i] = _as_list(reusable[h])
-                    summary.chunks_reused += 1
+                for n, column in enumerate(self.columns):
+                    value = reusable[h][n] if h in reusable else None
+                    if value is not None:
+                        vectors[column.identity][i] = _as_list(value)
+                        if column.identity == self.identity:
+                            summary.chunks_reused += 1
         return _Pending(doc, digest, existing_id, chunks, hashes, vectors)
+
+    def _embed_missing(
+        self, batch: list[_Pending], identity: Identity, summary: IngestSummary
+    ) -> None:
+        """Embed, in EMBED_BATCH_SIZE requests, every chunk without a vector of this model."""
+        todo: list[tuple[list[list[float] | None], int, str]] = []
+        for p in batch:
+            vectors = p.vectors.setdefault(identity, [None] * len(p.chunks))
+            todo.extend(
+                (vectors, i, embedding_input(p.doc.title, p.chunks[i]))
+                for i, v in enumerate(vectors)
+                if v is None
+            )
+        embedder = self._embedder(identity)
+        size = self.settings.embed_batch_size
+        for start in range(0, len(todo), size):
+            part = todo[start : start + size]
+            made = embedder.embed([text for _, _, text in part])
+            for (vectors, index, _), vector in zip(part, made, strict=True):
+                vectors[index] = vector
+            if identity == self.identity:
+                summary.chunks_embedded += len(part)
+            else:
+                summary.reindex_embedded += len(part)
 
     def _flush(
         self,
@@ -244,21 +336,10 @@ class Ingestor:
     ) -> None:
         if not batch:
             return
-        todo = [
-            (p, i, embedding_input(p.doc.title, p.chunks[i]))
-            for p in batch
-            for i, v in enumerate(p.vectors)
-            if v is None
-        ]
-        size = self.settings.embed_batch_size
-        for start in range(0, len(todo), size):
-            part = todo[start : start + size]
-            vectors = self.embedder.embed([text for _, _, text in part])
-            for (pending, index, _), vector in zip(part, vectors, strict=True):
-                pending.vectors[index] = vector
-            summary.chunks_embedded += len(part)
+        for column in self.columns:
+            self._embed_missing(batch, column.identity, summary)
         for pending in batch:
-            self._write(pending, source)
+            self._write(pending, source, summary)
             summary.chunks_written += len(pending.chunks)
             if pending.existing_id is None:
                 summary.documents_added += 1
@@ -266,7 +347,7 @@ class Ingestor:
                 summary.documents_updated += 1
             progress.advance()
 
-    def _write(self, p: _Pending, source: str) -> None:
+    def _write(self, p: _Pending, source: str, summary: IngestSummary) -> None:
         doc = p.doc
         with self.conn.transaction():
             row = self.conn.execute(
@@ -303,27 +384,40 @@ class Ingestor:
             self.conn.execute(
                 "DELETE FROM document_chunks WHERE document_id = %s", (document_id,)
             )
-            with self.conn.cursor() as cur:
-                copy_sql = (
-                    f"COPY document_chunks ({CHUNK_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-                )
-                with cur.copy(copy_sql) as copy:
-                    copy.set_types(CHUNK_TYPES)
-                    for number, (text, digest, vector) in enumerate(
-                        zip(p.chunks, p.chunk_hashes, p.vectors, strict=True)
-                    ):
+            # The DELETE holds document_chunks' ROW EXCLUSIVE lock until commit, so
+            # reindex start/finish/abort (ACCESS EXCLUSIVE) cannot change the
+            # columns between this read and the COPY.
+            columns = self._load_columns()
+            for column in columns:
+                if any(v is None for v in p.vectors.get(column.identity, [None])):
+                    self._embed_missing([p], column.identity, summary)
+            copy_sql = sql.SQL(
+                "COPY document_chunks ({}, {}) FROM STDIN (FORMAT BINARY)"
+            ).format(
+                sql.SQL(CHUNK_COLUMNS),
+                sql.SQL(", ").join(sql.Identifier(c.column) for c in columns),
+            )
+            with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                copy.set_types(CHUNK_TYPES + ["vector"] * len(columns))
+                for number, (text, digest) in enumerate(
+                    zip(p.chunks, p.chunk_hashes, strict=True)
+                ):
+                    embeddings = []
+                    for column in columns:
+                        vector = p.vectors[column.identity][number]
                         assert vector is not None
-                        copy.write_row(
-                            (
-                                document_id,
-                                number,
-                                doc.title,
-                                text,
-                                digest,
-                                Vector(vector),
-                                doc.department,
-                                doc.campus,
-                                doc.priority,
-                                doc.clearance_level,
-                            )
+                        embeddings.append(Vector(vector))
+                    copy.write_row(
+                        (
+                            document_id,
+                            number,
+                            doc.title,
+                            text,
+                            digest,
+                            doc.department,
+                            doc.campus,
+                            doc.priority,
+                            doc.clearance_level,
+                            *embeddings,
                         )
+                    )

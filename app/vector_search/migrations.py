@@ -26,6 +26,8 @@ class Migration:
     version: int
     name: str
     statements: Callable[[Settings], list[sql.SQL | sql.Composed]]
+    # runs first, in the migration's transaction; raises MigrationError to refuse
+    check: Callable[[psycopg.Connection[Any], Settings], None] | None = None
 
 
 def _v1(settings: Settings) -> list[sql.SQL | sql.Composed]:
@@ -226,10 +228,120 @@ def _v3(settings: Settings) -> list[sql.SQL | sql.Composed]:
     ]
 
 
+def _v4_check(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """Register the existing column under the configured model only if that is
+    the model the corpus was built with: the dimension must match, and chunk
+    hashes (sha256 of model NUL title NL NL text, since the first release) must
+    have been made with this model name. Synthetic rows (no hex hash) are skipped."""
+    dim = embedding_dimension(conn)
+    if dim != settings.embedding_dimension:
+        raise MigrationError(_dimension_message(settings, dim))
+    rows = conn.execute(
+        "SELECT content_hash = encode(sha256(convert_to(%s, 'UTF8') || '\\x00'::bytea "
+        "|| convert_to(heading || E'\\n\\n' || text, 'UTF8')), 'hex') "
+        "FROM document_chunks WHERE content_hash ~ '^[0-9a-f]{64}$' LIMIT 100",
+        (settings.embedding_model,),
+    ).fetchall()
+    if rows and not any(r[0] for r in rows):
+        raise MigrationError(
+            f"the corpus's chunks were not embedded with EMBEDDING_MODEL={settings.embedding_model} "
+            "(their content hashes name another model): run migrate with the model the corpus "
+            "was built with; change models afterwards with vector-search reindex (docs/reindex.md)"
+        )
+
+
+def _v4(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """Which model each vector column holds (zero-downtime model changes,
+    vector-search reindex), the fixed salt of content hashes, and a BM25 update
+    trigger that ignores updates leaving the text alone (reindex fill)."""
+    model = sql.Literal(settings.embedding_model)
+    dim = sql.Literal(settings.embedding_dimension)
+    return [
+        sql.SQL("""
+        CREATE TABLE embedding_columns (
+            column_name text PRIMARY KEY CHECK (column_name IN ('embedding', 'embedding_next')),
+            model text NOT NULL CHECK (model <> ''),
+            dimension integer NOT NULL CHECK (dimension BETWEEN 1 AND 16000),
+            created_at timestamptz NOT NULL DEFAULT now(),
+            ready_at timestamptz,
+            UNIQUE (model, dimension)
+        )"""),
+        sql.SQL(
+            "COMMENT ON TABLE embedding_columns IS 'the embedding model and dimension each vector "
+            "column of document_chunks holds; a process searches the column of its "
+            "EMBEDDING_MODEL/EMBEDDING_DIMENSION once ready_at is set (vector-search reindex)'"
+        ),
+        sql.SQL(
+            "INSERT INTO embedding_columns (column_name, model, dimension, ready_at) "
+            "VALUES ('embedding', {}, {}, now())"
+        ).format(model, dim),
+        sql.SQL("""
+        CREATE TABLE content_hash_basis (
+            id boolean PRIMARY KEY DEFAULT true CHECK (id),
+            model text NOT NULL,
+            dimension integer NOT NULL
+        )"""),
+        sql.SQL(
+            "COMMENT ON TABLE content_hash_basis IS 'the model identity document and chunk "
+            "content hashes are salted with: the first model, kept through reindexes so that a "
+            "model change does not make every document look changed'"
+        ),
+        sql.SQL(
+            "INSERT INTO content_hash_basis (model, dimension) VALUES ({}, {})"
+        ).format(model, dim),
+        sql.SQL("DROP TRIGGER document_chunks_bm25_update_old ON document_chunks"),
+        sql.SQL("DROP TRIGGER document_chunks_bm25_update_new ON document_chunks"),
+        sql.SQL("""
+        CREATE FUNCTION bm25_stats_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched text[];
+        BEGIN
+            -- an update that changes no chunk's text (reindex fill) leaves the statistics alone
+            IF NOT EXISTS (
+                SELECT 1 FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+                WHERE o.id IS NULL OR n.id IS NULL OR o.tsv IS DISTINCT FROM n.tsv
+                   OR o.token_count IS DISTINCT FROM n.token_count
+            ) THEN
+                RETURN NULL;
+            END IF;
+            WITH gone AS (
+                SELECT lexeme, count(*) AS n
+                FROM old_rows, unnest(tsvector_to_array(old_rows.tsv)) AS lexeme
+                GROUP BY lexeme ORDER BY lexeme
+            ), changed AS (
+                UPDATE lexeme_stats s SET doc_freq = s.doc_freq - gone.n
+                FROM gone WHERE s.lexeme = gone.lexeme
+                RETURNING s.lexeme, s.doc_freq
+            )
+            SELECT array_agg(lexeme) INTO touched FROM changed WHERE doc_freq <= 0;
+            IF touched IS NOT NULL THEN
+                DELETE FROM lexeme_stats WHERE lexeme = ANY(touched) AND doc_freq <= 0;
+            END IF;
+            INSERT INTO lexeme_stats AS s (lexeme, doc_freq)
+            SELECT lexeme, count(*)
+            FROM new_rows, unnest(tsvector_to_array(new_rows.tsv)) AS lexeme
+            GROUP BY lexeme ORDER BY lexeme
+            ON CONFLICT (lexeme) DO UPDATE SET doc_freq = s.doc_freq + EXCLUDED.doc_freq;
+            UPDATE corpus_stats SET
+                chunk_count = chunk_count - (SELECT count(*) FROM old_rows)
+                    + (SELECT count(*) FROM new_rows),
+                total_tokens = total_tokens - (SELECT coalesce(sum(token_count), 0) FROM old_rows)
+                    + (SELECT coalesce(sum(token_count), 0) FROM new_rows);
+            RETURN NULL;
+        END $$"""),
+        sql.SQL(
+            "CREATE TRIGGER document_chunks_bm25_update AFTER UPDATE ON document_chunks "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION bm25_stats_update()"
+        ),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1),
     Migration(2, "bm25 term statistics", _v2),
     Migration(3, "api key pepper fingerprints", _v3),
+    Migration(4, "embedding column registry", _v4, _v4_check),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -286,6 +398,32 @@ def embedding_dimension(conn: psycopg.Connection[Any]) -> int | None:
     return int(row[0]) if row and row[0] and row[0] > 0 else None
 
 
+def _dimension_message(settings: Settings, dim: int | None) -> str:
+    return (
+        f"EMBEDDING_DIMENSION is {settings.embedding_dimension} but document_chunks.embedding "
+        f"is vector({dim}); use the embedder the corpus was built with, or re-create the "
+        f"database and re-ingest"
+    )
+
+
+def _check_configured_model(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """The configured model must be the model of a vector column: the current
+    one, or during a reindex the one being built (docs/reindex.md)."""
+    rows = conn.execute(
+        "SELECT column_name, model, dimension FROM embedding_columns ORDER BY column_name"
+    ).fetchall()
+    configured = (settings.embedding_model, settings.embedding_dimension)
+    if any((r[1], r[2]) == configured for r in rows):
+        return
+    held = "; ".join(f"{r[0]} = {r[1]} (dimension {r[2]})" for r in rows)
+    raise MigrationError(
+        f"EMBEDDING_MODEL={settings.embedding_model} with EMBEDDING_DIMENSION="
+        f"{settings.embedding_dimension} is the model of no embedding column ({held}): "
+        "configure the corpus's model, or change models with vector-search reindex "
+        "(docs/reindex.md)"
+    )
+
+
 def migrate(conn: psycopg.Connection[Any], settings: Settings) -> MigrationReport:
     report = MigrationReport()
     _ensure_extension(conn, "vector", required=True)
@@ -301,6 +439,8 @@ def migrate(conn: psycopg.Connection[Any], settings: Settings) -> MigrationRepor
             if migration.version in done:
                 report.already.append(migration.version)
                 continue
+            if migration.check is not None:
+                migration.check(conn, settings)
             for statement in migration.statements(settings):
                 conn.execute(statement)
             conn.execute(
@@ -308,13 +448,7 @@ def migrate(conn: psycopg.Connection[Any], settings: Settings) -> MigrationRepor
                 (migration.version, migration.name),
             )
             report.applied.append(migration.version)
-    dim = embedding_dimension(conn)
-    if dim != settings.embedding_dimension:
-        raise MigrationError(
-            f"EMBEDDING_DIMENSION is {settings.embedding_dimension} but document_chunks.embedding "
-            f"is vector({dim}); use the embedder the corpus was built with, or re-create the "
-            f"database and re-ingest"
-        )
+    _check_configured_model(conn, settings)
     _query_performance_view(conn, report)
     _grant_runtime(conn, settings, report)
     return report
@@ -375,6 +509,11 @@ def _grant_runtime(
             "corpus_stats TO {}"
         ).format(ident),
         sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
+        # searches look up the column of their model (vector_search.columns)
+        sql.SQL("REVOKE ALL ON embedding_columns, content_hash_basis FROM {}").format(
+            ident
+        ),
+        sql.SQL("GRANT SELECT ON embedding_columns TO {}").format(ident),
         # Stamp last use; rehash a key found with a previous pepper (keys.lookup_key).
         sql.SQL(
             "GRANT UPDATE (last_used_at, key_hash, pepper_id) ON api_keys TO {}"

@@ -12,6 +12,11 @@ chunk).
 Clearance is enforced inside both candidate queries, so a chunk above the
 caller's clearance can never be a candidate. Per-transaction settings use
 ``set_config(..., true)`` (SET LOCAL): safe behind PgBouncer transaction pooling.
+
+The vector column is the one ``embedding_columns`` names for the engine's
+embedding model (``embedding``, or ``embedding_next`` during a reindex), looked
+up in the statement that sets the per-transaction settings: no extra round
+trip, and a reindex that renames columns is followed at the next search.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import psycopg
 from pgvector import Vector
 from psycopg.rows import dict_row
 
+from vector_search.columns import COLUMNS, PRIMARY, searchable_column
+from vector_search.errors import SearchColumnUnavailable
 from vector_search.lexical import LexicalRetriever
 
 
@@ -124,8 +131,13 @@ class SearchEngine:
         lexical_weight: float = 0.25,
         feedback_chunks: int = 0,
         feedback_weight: float = 1.0,
+        embedding_model: str | None = None,
+        embedding_dimension: int | None = None,
     ) -> None:
+        """Without ``embedding_model`` the engine searches ``embedding`` unchecked."""
         self.retriever = retriever
+        self.embedding_model = embedding_model
+        self.embedding_dimension = embedding_dimension
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.text_search_config = text_search_config
@@ -151,17 +163,24 @@ class SearchEngine:
             return f"(%(lexical_weight)s * {lexical} + (1 - %(lexical_weight)s) * {vector})"
         return f"(({similarity}) + f.rrf / ({lists}.0 / (%(rrf_k)s + 1))) / 2"
 
-    def sql(self, filters: Filters, operators: QueryOperators | None = None) -> str:
+    def sql(
+        self,
+        filters: Filters,
+        operators: QueryOperators | None = None,
+        column: str = PRIMARY,
+    ) -> str:
+        if column not in COLUMNS:
+            raise ValueError(f"not a vector column: {column!r}")
         operators = operators or QueryOperators("")
         predicate = filter_predicate(filters) + _exclusion_predicate(operators)
         lexical_predicate = predicate + _phrase_predicate(operators)
         lists = 1 if self.retriever.name == "none" else 2
         return f"""
         WITH vec AS MATERIALIZED (
-            SELECT c.id, c.embedding <=> %(qvec)s AS distance
+            SELECT c.id, c.{column} <=> %(qvec)s AS distance
             FROM document_chunks c
             WHERE {predicate}
-            ORDER BY c.embedding <=> %(qvec)s
+            ORDER BY c.{column} <=> %(qvec)s
             LIMIT %(candidates)s
         ), vec_ranked AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM vec
@@ -180,11 +199,11 @@ class SearchEngine:
             SELECT max(lex_score) AS max_lex FROM lex
         ), base AS MATERIALIZED (
             SELECT f.id AS chunk_id, f.vector_rank, f.lexical_rank, f.lex_score, f.rrf,
-                   c.document_id, c.chunk_number, c.text, c.embedding,
+                   c.document_id, c.chunk_number, c.text, c.{column} AS embedding,
                    d.external_id, d.title, d.url, d.department, d.campus, d.priority,
                    d.clearance_level, d.popularity, d.metadata,
-                   1 - (c.embedding <=> %(qvec)s) AS similarity,
-                   {self._relevance("1 - (c.embedding <=> %(qvec)s)", lists)} AS first_relevance,
+                   1 - (c.{column} <=> %(qvec)s) AS similarity,
+                   {self._relevance(f"1 - (c.{column} <=> %(qvec)s)", lists)} AS first_relevance,
                    CASE WHEN %(preferred_department)s::text IS NOT NULL
                              AND d.department = %(preferred_department)s::text
                         THEN 1 ELSE 0 END AS department_match
@@ -293,17 +312,43 @@ class SearchEngine:
         clearance: int,
         max_results: int,
     ) -> list[dict[str, Any]]:
-        conn.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (str(max(40, min(self.candidates, 1000))),),
-        )
+        column = self.prepare(conn)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                self.sql(request.filters, parse_operators(request.query)),  # type: ignore[arg-type,unused-ignore]
+                self.sql(request.filters, parse_operators(request.query), column),  # type: ignore[arg-type,unused-ignore]
                 self.params(request, vector, clearance, max_results),
             )
             return [format_result(row) for row in cur.fetchall()]
+
+    def prepare(self, conn: psycopg.Connection[Any]) -> str:
+        """Set the transaction's HNSW settings and return the vector column of the
+        engine's model. The statement names document_chunks so that its ACCESS
+        SHARE lock is taken before embedding_columns is read: a reindex finish
+        (ACCESS EXCLUSIVE, renames the column) either committed before this
+        transaction looked, or waits until it ends."""
+        ef_search = str(max(40, min(self.candidates, 1000)))
+        if self.embedding_model is None:
+            conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                (ef_search,),
+            )
+            return PRIMARY
+        row = conn.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "(SELECT e.column_name FROM embedding_columns e WHERE e.model = %s "
+            "AND e.dimension = %s AND e.ready_at IS NOT NULL), "
+            "(SELECT 1 FROM document_chunks LIMIT 0)",
+            (ef_search, self.embedding_model, self.embedding_dimension),
+        ).fetchone()
+        column = row[2] if row else None
+        if column in COLUMNS:
+            return str(column)
+        _, why = searchable_column(
+            conn, self.embedding_model, self.embedding_dimension or 0
+        )
+        raise SearchColumnUnavailable(why)
 
 
 def format_result(row: dict[str, Any]) -> dict[str, Any]:

@@ -60,4 +60,6 @@ def build_engine(settings: Settings) -> SearchEngine:
         lexical_weight=settings.lexical_weight,
         feedback_chunks=settings.feedback_chunks,
         feedback_weight=settings.feedback_weight,
+        embedding_model=settings.embedding_model,
+        embedding_dimension=settings.embedding_dimension,
     )

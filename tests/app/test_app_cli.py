@@ -105,7 +105,7 @@ def test_check_reports_dimension_mismatch(
     capsys.readouterr()
     assert main(["check"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL database dimension" in out and "FAIL embedding dimension" in out
+    assert "FAIL embedding column" in out and "FAIL embedding dimension" in out
 
 
 def test_check_reports_unreachable_services(

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from vector_search import __version__
+from vector_search.columns import searchable_column
 from vector_search.db import transaction
 from vector_search.errors import DependencyUnavailable, EmbedderError
 from vector_search.migrations import LATEST_VERSION
@@ -36,16 +37,24 @@ def _timed(check: Any) -> dict[str, Any]:
 
 
 def check_database(services: Services) -> dict[str, Any]:
+    """Schema version, and a filled, indexed vector column of this instance's
+    model (during a reindex an instance may already be switched to the new one)."""
+    settings = services.settings
     with transaction(services.pool, 2000) as conn:
         row = conn.execute(
             "SELECT coalesce(max(version), 0) FROM schema_migrations"
         ).fetchone()
-    version = int(row[0]) if row else 0
-    if version < LATEST_VERSION:
-        raise DependencyUnavailable(
-            f"schema version {version} < {LATEST_VERSION}: run migrate"
+        version = int(row[0]) if row else 0
+        if version < LATEST_VERSION:
+            raise DependencyUnavailable(
+                f"schema version {version} < {LATEST_VERSION}: run migrate"
+            )
+        column, detail = searchable_column(
+            conn, settings.embedding_model, settings.embedding_dimension
         )
-    return {"schema_version": version}
+    if column is None:
+        raise DependencyUnavailable(detail)
+    return {"schema_version": version, "embedding_column": column}
 
 
 def check_cache(services: Services) -> dict[str, Any]:

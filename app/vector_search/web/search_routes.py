@@ -49,6 +49,11 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
             {
                 **search_request.cache_payload(principal.role.name, clearance),
                 "limit": max_results,
+                # during a reindex instances of both models answer: each its own results
+                "model": [
+                    services.settings.embedding_model,
+                    services.settings.embedding_dimension,
+                ],
             }
         )
         if generation is not None:
