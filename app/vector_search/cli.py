@@ -222,6 +222,73 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Zero-downtime model change (docs/reindex.md); owner role."""
+    import dataclasses
+
+    from vector_search import reindex
+    from vector_search.db import connect_owner
+    from vector_search.embedder import for_model
+
+    settings = _settings(args)
+    # loading a model on Ollama for the first time can take longer than a query may
+    slow = dataclasses.replace(
+        settings, ollama_timeout=max(settings.ollama_timeout, 120.0)
+    )
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    command = args.reindex_command
+    with connect_owner(settings) as conn:
+        try:
+            if command == "status":
+                result = reindex.status(conn)
+                print(
+                    json.dumps(result.as_dict())
+                    if args.json
+                    else reindex.format_status(result)
+                )
+            elif command == "check":
+                model = args.model or settings.embedding_model
+                dimension = args.dimension or settings.embedding_dimension
+                out(reindex.check_model(conn, model, dimension))
+            elif command == "start":
+                embedder = for_model(slow, args.model, args.dimension)
+                try:
+                    out(reindex.start(conn, embedder, out))
+                finally:
+                    embedder.close()
+            elif command == "fill":
+                column = reindex.target(conn)
+                embedder = for_model(slow, column.model, column.dimension)
+                try:
+                    reindex.fill(
+                        conn,
+                        embedder,
+                        args.batch_size or settings.embed_batch_size,
+                        out,
+                    )
+                except KeyboardInterrupt:
+                    print(
+                        "interrupted: run vector-search reindex fill again to continue",
+                        file=sys.stderr,
+                    )
+                    return 130
+                finally:
+                    embedder.close()
+            elif command == "index":
+                out(reindex.build_index(conn, out, args.maintenance_work_mem))
+            elif command == "finish":
+                out(reindex.finish(conn, args.force, out))
+            else:
+                out(reindex.abort(conn, args.force, out))
+        except reindex.ReindexError as exc:
+            print(f"reindex {command}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.example:
         sys.stdout.write(example_env_file())
@@ -290,6 +357,57 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="verify configuration and connectivity").set_defaults(
         func=cmd_check
     )
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="change the embedding model or dimension without downtime (owner role; docs/reindex.md)",
+    )
+    reindex_sub = reindex.add_subparsers(dest="reindex_command", required=True)
+    r_start = reindex_sub.add_parser(
+        "start", help="add the column for the new model beside the current one"
+    )
+    r_start.add_argument("--model", required=True, help="Ollama model name")
+    r_start.add_argument(
+        "--dimension", required=True, type=int, help="the model's dimension"
+    )
+    r_fill = reindex_sub.add_parser(
+        "fill", help="embed every chunk that lacks the new embedding (resumable)"
+    )
+    r_fill.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="chunks per embedding request and transaction (default EMBED_BATCH_SIZE)",
+    )
+    r_index = reindex_sub.add_parser(
+        "index", help="build the new column's HNSW index concurrently"
+    )
+    r_index.add_argument(
+        "--maintenance-work-mem",
+        default=None,
+        help="maintenance_work_mem for the build (e.g. 2GB); default: the server's",
+    )
+    r_status = reindex_sub.add_parser(
+        "status", help="columns, models, progress, index and connected instances"
+    )
+    r_status.add_argument("--json", action="store_true")
+    r_check = reindex_sub.add_parser(
+        "check",
+        help="exit 0 if instances of this model can search now (default: the configured one)",
+    )
+    r_check.add_argument("--model", default=None)
+    r_check.add_argument("--dimension", type=int, default=None)
+    for name, text in (
+        ("finish", "drop the old column; the new one becomes embedding"),
+        ("abort", "drop the new column; nothing else changes"),
+    ):
+        step = reindex_sub.add_parser(name, help=text)
+        step.add_argument(
+            "--force",
+            action="store_true",
+            help="skip the check for connected instances still using that column's model",
+        )
+    reindex.set_defaults(func=cmd_reindex)
 
     config = sub.add_parser(
         "config", help="print the effective settings (secrets masked)"

@@ -17,7 +17,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from flask.testing import FlaskClient
-from vs_services import PG_USER_NAME, Postgres, _wait_for, bearer, free_port
+from vector_search.reindex import connections
+from vs_services import (
+    PG_USER_NAME,
+    Postgres,
+    _wait_for,
+    bearer,
+    free_port,
+    owner_connection,
+)
 
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
@@ -126,3 +134,7 @@ def test_search_through_pgbouncer_transaction_mode(
         for _ in range(4):
             assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("off",)
             assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    # PgBouncer hands the instance's application_name (its embedding model) to
+    # the server connections: what `reindex finish` checks before dropping a column
+    with owner_connection(postgres, main_db) as conn:
+        assert connections(conn).get("vector-search all-minilm/384", 0) >= 1
