@@ -502,3 +502,62 @@ def test_reindex_refusals(
             "SELECT 1 FROM pg_attribute WHERE attrelid = 'document_chunks'::regclass "
             "AND attname = 'embedding_next' AND NOT attisdropped"
         ).fetchone()
+
+
+def test_upgrade_registers_the_existing_column(
+    postgres: Postgres,
+    make_settings: SettingsFactory,
+    main_db: str,
+    corpus_ingested: IngestSummary,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database of the previous release (schema 3, chunks hashed with the
+    model's name) gets migration 4 only under the model it was built with."""
+    from vector_search import migrations
+
+    name = "vs_upgrade_from_v3"
+    create_database(postgres, name)
+    settings = make_settings(DATABASE_NAME=name)
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+        patch.setattr(migrations, "_check_configured_model", lambda c, s: None)
+        patch.setattr(migrations, "_grant_runtime", lambda c, s, r: None)
+        with _owner(postgres, name) as conn:
+            assert migrate(conn, settings).applied == [1, 2, 3]
+    # the chunks of two documents as that release wrote them
+    with _owner(postgres, main_db) as src, _owner(postgres, name) as dst:
+        for doc in src.execute(
+            "SELECT id, source, external_id, title, content_hash FROM documents "
+            "WHERE external_id IN ('it-eduroam', 'it-password-reset')"
+        ).fetchall():
+            new_id = dst.execute(
+                "INSERT INTO documents (source, external_id, title, content_hash) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                doc[1:],
+            ).fetchone()[0]  # type: ignore[index]
+            for chunk in src.execute(
+                "SELECT chunk_number, heading, text, content_hash, embedding, priority, "
+                "clearance_level FROM document_chunks WHERE document_id = %s",
+                (doc[0],),
+            ).fetchall():
+                dst.execute(
+                    "INSERT INTO document_chunks (document_id, chunk_number, heading, text, "
+                    "content_hash, embedding, priority, clearance_level) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (new_id, *chunk),
+                )
+        # another model of the same dimension: the hashes tell, nothing changes
+        with pytest.raises(
+            MigrationError, match="not embedded with EMBEDDING_MODEL=e5"
+        ):
+            migrate(dst, make_settings(DATABASE_NAME=name, EMBEDDING_MODEL="e5"))
+        with pytest.raises(MigrationError, match="EMBEDDING_DIMENSION is 768"):
+            migrate(dst, make_settings(DATABASE_NAME=name, EMBEDDING_DIMENSION="768"))
+        assert dst.execute("SELECT to_regclass('embedding_columns')").fetchone() == (
+            None,
+        )
+        assert migrate(dst, settings).applied == [4]
+        assert [
+            (c.column, c.model, c.dimension, c.ready) for c in load_columns(dst)
+        ] == [(PRIMARY, "all-minilm", 384, True)]
+        assert "is searchable" in reindex.check_model(dst, "all-minilm", 384)
