@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -210,6 +211,7 @@ def test_model_change_without_downtime(
     make_settings: SettingsFactory,
     tmp_path: Path,
     apps: list[Flask],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db, factory = fresh_db
     old = factory()
@@ -375,7 +377,43 @@ def test_model_change_without_downtime(
         apps.remove(old_app)
         old_app.extensions["vector_search"].close()
         _wait_for_disconnect(conn, "vector-search all-minilm/384")
+        # A search arriving while finish holds its lock waits, then searches the
+        # renamed column: no error at the switch. (Searches beforehand make
+        # psycopg prepare the lookup statement, as in production.)
+        for _ in range(6):
+            assert _top(new_client, "eduroam wifi") == "it-eduroam"
+        during: list[Any] = []
+        searcher = threading.Thread(
+            target=lambda: during.append(
+                _top(new_client, "how do I reset my university password?")
+            )
+        )
+
+        def finish_with_a_search_waiting(
+            ddl_conn: psycopg.Connection[Any], work: Any, what: str, out: Any
+        ) -> Any:
+            def work_then_wait() -> Any:
+                done = work()
+                searcher.start()
+                with postgres.connect(db) as watcher:
+                    deadline = time.monotonic() + 20
+                    while not watcher.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND application_name = %s",
+                        (f"vector-search {DOUBLE_MODEL}/{DOUBLE_DIMENSION}",),
+                    ).fetchone():
+                        assert time.monotonic() < deadline, "the search never waited"
+                        time.sleep(0.05)
+                return done
+
+            return ddl(ddl_conn, work_then_wait, what, out)
+
+        ddl = reindex._ddl
+        monkeypatch.setattr(reindex, "_ddl", finish_with_a_search_waiting)
         finished = reindex.finish(conn, out=lines.append)
+        monkeypatch.setattr(reindex, "_ddl", ddl)
+        searcher.join(30)
+        assert during == ["it-password-reset"]
         assert "column embedding is now test-double-rotated-minilm" in finished
 
         # the new instance follows the rename at its next search
