@@ -27,6 +27,9 @@ key=$( (cd "$standin" && find ollama_standin pyproject.toml requirements.txt -ty
           ! -path '*__pycache__*' -print0 | sort -z | xargs -0 sha256sum; sha256sum "$here/build-archives.sh") \
        | sha256sum | cut -c1-16)
 mkdir -p "$out"
+# Scenarios may run side by side: one build at a time.
+exec 9>"$out/.lock"
+flock 9
 stamp="$out/.key"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
   missing=0
@@ -52,7 +55,12 @@ site="$work/site"
 (cd "$standin" && tar --exclude=__pycache__ -cf - ollama_standin) | tar -C "$site" -xf -
 rm -rf "$site"/bin
 
+built=()
 for v in "$@"; do
+  # A version already built from this stand-in stays as it is (its checksum
+  # is what deployed hosts recorded).
+  [ -s "$out/$v/ollama-linux-amd64.tar.zst.sha256" ] && continue
+  built+=("$v")
   root="$work/release-$v"
   mkdir -p "$root/bin" "$root/lib/ollama"
   cp -a "$site" "$root/lib/ollama/standin"
@@ -71,15 +79,17 @@ esac
 exec python3 -m ollama_standin "\$@"
 LAUNCHER
   chmod 0755 "$root/bin/ollama"
-  mkdir -p "$out/$v"
+  dest="$work/out-$v"
+  mkdir -p "$dest"
   tar -C "$root" --owner=0 --group=0 --numeric-owner -cf "$work/release.tar" bin lib
   # Both formats Ollama has shipped: .tgz (up to 0.13) and .tar.zst.
-  gzip -c "$work/release.tar" >"$out/$v/ollama-linux-amd64.tgz"
-  zstd -q -T0 -c "$work/release.tar" >"$out/$v/ollama-linux-amd64.tar.zst"
+  gzip -c "$work/release.tar" >"$dest/ollama-linux-amd64.tgz"
+  zstd -q -T0 -c "$work/release.tar" >"$dest/ollama-linux-amd64.tar.zst"
   for f in ollama-linux-amd64.tgz ollama-linux-amd64.tar.zst; do
-    sha256sum "$out/$v/$f" | cut -d' ' -f1 >"$out/$v/$f.sha256"
+    sha256sum "$dest/$f" | cut -d' ' -f1 >"$dest/$f.sha256"
   done
-  rm -rf "$root" "$work/release.tar"
+  rm -rf "$root" "$work/release.tar" "${out:?}/$v"
+  mv "$dest" "$out/$v"
 done
 echo "$key" >"$stamp"
-echo "built $* in $out"
+echo "built ${built[*]} in $out"
