@@ -292,11 +292,16 @@ def corpus_lines(report: Report) -> list[str]:
             )
         out.append("")
     for load in report.lab_loads:
+        rebuilt = load.get("indexes_rebuilt") or []
+        how = (
+            f"with its HNSW and GIN indexes dropped for the load and built again ({load.get('index_seconds', 0):.0f} s)"
+            if rebuilt
+            else "into the live indexes"
+        )
         out.append(
             f"- lab corpus at {load['chunks']} chunks: {load.get('documents_added', 0)} documents / "
-            f"{load.get('chunks_added', 0)} chunks added, {load.get('documents_removed', 0)} documents removed "
-            f"in {load.get('seconds', 0):.0f} s (inserted one by one into the live HNSW index); the table then "
-            f"held {load.get('all_chunks', '?')} chunks."
+            f"{load.get('chunks_added', 0)} chunks added, {load.get('documents_removed', 0)} documents removed, "
+            f"{how}, in {load.get('seconds', 0):.0f} s; the table then held {load.get('all_chunks', '?')} chunks."
         )
     if report.lab_drop:
         out.append(

@@ -90,7 +90,21 @@ def _stats(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def test_corpus_stream_load_reload_shrink_drop(pg: Postgres) -> None:
+def _hnsw(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    """The search indexes (HNSW, GIN) and whether they are valid."""
+    return conn.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid), x.indisvalid FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am a ON a.oid = i.relam "
+        "WHERE x.indrelid = 'document_chunks'::regclass AND a.amname IN ('hnsw', 'gin') "
+        "ORDER BY 1"
+    ).fetchall()
+
+
+def test_corpus_stream_load_reload_shrink_drop(
+    pg: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # more than 25 new chunks: loaded with the HNSW and GIN indexes built again afterwards
+    monkeypatch.setattr(labside, "BULK_CHUNKS", 25)
     words = ["wing", "flow", "shock", "boundary", "layer", "heat", "mach"]
 
     def sample_words(rng: random.Random, n: int) -> str:
@@ -114,15 +128,17 @@ def test_corpus_stream_load_reload_shrink_drop(pg: Postgres) -> None:
             (doc[0], np.ones(384, dtype=np.float32)),
         )
 
+        hnsw = _hnsw(dst)
         first = labside.load_corpus(dst, io.BytesIO(_export(src)))
         assert (first["documents_added"], first["chunks_added"]) == (3, 30)
+        assert first["indexes_rebuilt"] and _hnsw(dst) == hnsw  # the same index again
         assert first["synthetic_chunks"] == 30 and first["all_chunks"] == 31
         assert _chunks(dst) == _chunks(src)  # the same corpus, tsvectors included
         assert _stats(dst) == (31, 31)  # the BM25 statistics follow
 
         again = labside.load_corpus(dst, io.BytesIO(_export(src)))
         assert (again["documents_added"], again["chunks_added"]) == (0, 0)
-        assert again["documents_removed"] == 0
+        assert again["documents_removed"] == 0 and not again["indexes_rebuilt"]
 
         shrunk = labside.load_corpus(dst, io.BytesIO(_export(small)))
         assert shrunk["documents_removed"] == 1 and shrunk["synthetic_chunks"] == 20
@@ -132,6 +148,7 @@ def test_corpus_stream_load_reload_shrink_drop(pg: Postgres) -> None:
         dropped = labside.drop_corpus(dst)
         assert dropped["documents_removed"] == 2
         assert _stats(dst) == (1, 1)
+        assert _hnsw(dst) == hnsw
         assert dst.execute(
             "SELECT count(*) FROM documents WHERE external_id = 'kept'"
         ).fetchone() == (1,)
