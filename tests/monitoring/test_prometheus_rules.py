@@ -32,6 +32,9 @@ REQUIRED_ALERTS = {
     "RedisEvictions",
     "HostDiskSpaceLow",
     "CertificateExpiresSoon",
+    # Backups (pgbackrest role, issue 8).
+    "PostgresBackupTooOld",
+    "PostgresBackupMetricsMissing",
 }
 
 
