@@ -12,11 +12,11 @@ release has no numpy.
 
 ``load`` makes the database hold exactly the corpus on stdin (documents of
 source ``synthetic``; documents already there are kept, missing ones added,
-extra ones removed), in one transaction (for more than BULK_CHUNKS new chunks
-with the HNSW index built again afterwards), then bumps the response-cache
-generation as ``vector-search ingest`` does. ``drop`` deletes them, rebuilds the
-HNSW index without the deleted vectors (``REINDEX CONCURRENTLY``, searches keep
-working) and vacuums.
+extra ones removed), in one transaction, then bumps the response-cache
+generation as ``vector-search ingest`` does. For more than BULK_CHUNKS new
+chunks the HNSW and GIN indexes are built again after the load; after more than
+BULK_CHUNKS deletions they are rebuilt over what is left (``REINDEX
+CONCURRENTLY``, searches keep working). ``drop`` deletes them all.
 """
 
 from __future__ import annotations
@@ -249,6 +249,17 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
             or (0,)
         )[0]
     )
+    removing = int(
+        (
+            conn.execute(
+                "SELECT count(*) FROM document_chunks c JOIN documents d ON d.id = c.document_id "
+                "WHERE d.source = %(source)s AND (coalesce(d.metadata->>'bench_corpus', '') <> %(version)s "
+                "OR NOT EXISTS (SELECT 1 FROM bench_stage s WHERE s.external_id = d.external_id))",
+                names,
+            ).fetchone()
+            or (0,)
+        )[0]
+    )
     rebuild = _indexes(conn, ("hnsw", "gin")) if adding > BULK_CHUNKS else []
     for name, _ in rebuild:
         conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
@@ -285,8 +296,12 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
             _build(conn, name, definition)
         index_seconds = time.perf_counter() - built
         conn.execute("DROP TABLE IF EXISTS pg_temp.bench_stage")
-    conn.execute("ANALYZE documents")
-    conn.execute("ANALYZE document_chunks")
+    if removing > BULK_CHUNKS and not rebuild:
+        built = time.perf_counter()
+        _compact(conn)
+        index_seconds = time.perf_counter() - built
+    # hint bits and the visibility map set now, not by the first searches
+    conn.execute("VACUUM (ANALYZE) documents, document_chunks")
     total = conn.execute(
         "SELECT count(*) FILTER (WHERE d.source = %s), count(*) FROM document_chunks c "
         "JOIN documents d ON d.id = c.document_id",
@@ -296,6 +311,7 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
         "documents_removed": removed,
         "documents_added": added,
         "chunks_added": chunks,
+        "chunks_removed": removing,
         "synthetic_chunks": total[0],
         "all_chunks": total[1],
         "indexes_rebuilt": [name for name, _ in rebuild],
@@ -305,18 +321,27 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
     }
 
 
+def _compact(conn: psycopg.Connection[Any]) -> None:
+    """After many deletions: build the search indexes again over what is left
+    (vacuuming deletions out of an HNSW graph repairs it node by node, far
+    slower than a rebuild; and until then searches walk the dead nodes), then
+    vacuum. CONCURRENTLY: searches go on meanwhile."""
+    for name, _ in _indexes(conn, ("hnsw", "gin")):
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 0")
+        conn.execute(f'REINDEX INDEX CONCURRENTLY "{name}"')
+    conn.execute("RESET maintenance_work_mem")
+    conn.execute("RESET max_parallel_maintenance_workers")
+    conn.execute("VACUUM (ANALYZE) documents, document_chunks")
+
+
 def drop_corpus(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     started = time.perf_counter()
     removed = conn.execute(
         "DELETE FROM documents WHERE source = %s", (SOURCE,)
     ).rowcount
     if removed:
-        # vacuuming deletions out of an HNSW graph repairs it node by node; a
-        # rebuild over what is left (the sample corpus) is far cheaper
-        for name, _ in _indexes(conn):
-            conn.execute(f'REINDEX INDEX CONCURRENTLY "{name}"')
-        conn.execute("VACUUM (ANALYZE) document_chunks")
-        conn.execute("VACUUM (ANALYZE) documents")
+        _compact(conn)
     return {
         "documents_removed": removed,
         "seconds": round(time.perf_counter() - started, 1),

@@ -177,7 +177,9 @@ def throughput_section(report: Report) -> list[str]:
         (
             f"The same hybrid search (the app's `SearchEngine` SQL, 10 results, an API key of role `academic`: "
             f"clearance 4, which every synthetic chunk passes) at concurrency {a.concurrency} (closed loop: each "
-            f"client sends its next request when the last one returned), {a.duration:.0f} s per row, over the "
+            f"client sends its next request when the last one returned), {a.duration:.0f} s per row ("
+            f"{max(2.0, a.duration * 2 / 3):.0f} s for the cached and cache-off rows), after one unmeasured "
+            "request per client, over the "
             "synthetic corpus below (synthetic vectors and text: throughput does not depend on their meaning; the "
             "similarity threshold is -1 so that every search returns 10 results, the vectors being unrelated to the "
             "queries). 50 Cranfield queries in turn, their embeddings precomputed for (a) and cached in Redis for "
@@ -197,7 +199,10 @@ def throughput_section(report: Report) -> list[str]:
             "lab's database gets the same synthetic corpus, streamed from the harness's database (binary COPY, "
             "`bench/labside.py load` on app1; the lab's sample corpus stays, a few dozen chunks more). "
             "\"(a) on the lab\" is row (a)'s driver run on app1 against the lab's database through PgBouncer: "
-            "the lab's own database limit."
+            "the lab's own database limit. Measured at "
+            + ", ".join(str(n) for n in getattr(a, "lab_sizes", []))
+            + " chunks (`--lab-sizes`, default the smallest size: every 100k chunks cost the lab 3-5 minutes "
+            "of loading and a serial HNSW build)."
             if info
             else f"- (c) nginx + app on the lab: {report.lab_note or 'not run'}."
         ),
@@ -212,8 +217,10 @@ def throughput_section(report: Report) -> list[str]:
     ]
     base = {r.chunks: r.qps for r in rows if r.path.startswith("(a)") and not r.lab}
     lab_base = {r.chunks: r.qps for r in rows if r.path.startswith("(a)") and r.lab}
-    for r in rows:
-        extra = size_arg if r.lab else f"{size_arg} --no-lab"
+    for r in sorted(rows, key=lambda r: (r.lab, r.chunks)):
+        extra = (
+            f"{size_arg} --lab-sizes {r.chunks}" if r.lab else f"{size_arg} --no-lab"
+        )
         if r.lab and a.base_url:
             extra += f" --base-url {a.base_url}"
         out.append(
@@ -298,10 +305,12 @@ def corpus_lines(report: Report) -> list[str]:
             if rebuilt
             else "into the live indexes"
         )
+        if not rebuilt and load.get("chunks_removed", 0) > 1000:
+            how = f"its HNSW and GIN indexes rebuilt over what was left ({load.get('index_seconds', 0):.0f} s)"
         out.append(
-            f"- lab corpus at {load['chunks']} chunks: {load.get('documents_added', 0)} documents / "
-            f"{load.get('chunks_added', 0)} chunks added, {load.get('documents_removed', 0)} documents removed, "
-            f"{how}, in {load.get('seconds', 0):.0f} s; the table then held {load.get('all_chunks', '?')} chunks."
+            f"- lab corpus at {load['chunks']} chunks: {load.get('chunks_added', 0)} chunks added, "
+            f"{load.get('chunks_removed', 0)} removed, {how}, in {load.get('seconds', 0):.0f} s; the table then "
+            f"held {load.get('all_chunks', '?')} chunks."
         )
     if report.lab_drop:
         out.append(

@@ -103,8 +103,9 @@ def _hnsw(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 def test_corpus_stream_load_reload_shrink_drop(
     pg: Postgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # more than 25 new chunks: loaded with the HNSW and GIN indexes built again afterwards
-    monkeypatch.setattr(labside, "BULK_CHUNKS", 25)
+    # more than 5 new (or removed) chunks: the HNSW and GIN indexes are built
+    # again after the load (over what is left)
+    monkeypatch.setattr(labside, "BULK_CHUNKS", 5)
     words = ["wing", "flow", "shock", "boundary", "layer", "heat", "mach"]
 
     def sample_words(rng: random.Random, n: int) -> str:
@@ -142,6 +143,7 @@ def test_corpus_stream_load_reload_shrink_drop(
 
         shrunk = labside.load_corpus(dst, io.BytesIO(_export(small)))
         assert shrunk["documents_removed"] == 1 and shrunk["synthetic_chunks"] == 20
+        assert shrunk["chunks_removed"] == 10 and _hnsw(dst) == hnsw
         assert _chunks(dst) == _chunks(small)
         assert _stats(dst) == (21, 21)
 
