@@ -22,6 +22,21 @@ def _cmd(report: Report, section: str, extra: str = "") -> str:
     return "`" + " ".join(parts) + "`"
 
 
+def _command_line(a: Any) -> str:
+    argv: list[str] = []
+    skip = False
+    for x in getattr(a, "argv", []):  # the output file is not part of the recipe
+        if skip or x.startswith("--output="):
+            skip = False
+        elif x == "--output":
+            skip = True
+        else:
+            argv.append(x)
+    if not argv:
+        return "make bench-quick" if a.quick else "make bench"
+    return "python -m bench " + " ".join(argv)
+
+
 def render(report: Report) -> str:
     a = report.args
     when = datetime.datetime.fromtimestamp(report.started, datetime.UTC).strftime(
@@ -31,7 +46,7 @@ def render(report: Report) -> str:
         "# Benchmarks",
         "",
         (
-            f"Measured {when} by `make bench` (`python -m bench{' --quick' if a.quick else ''}`), all sections in one run"
+            f"Measured {when} by `{_command_line(a)}`, all sections in one run"
             f"{' (QUICK MODE: tiny sizes, smoke check only)' if a.quick else ''}."
         ),
         "",

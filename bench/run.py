@@ -180,6 +180,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Cranfield documents for ingestion (default 50; quick 20)",
     )
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
