@@ -302,6 +302,7 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
         index_seconds = time.perf_counter() - built
     # hint bits and the visibility map set now, not by the first searches
     conn.execute("VACUUM (ANALYZE) documents, document_chunks")
+    waited = settle(conn)
     total = conn.execute(
         "SELECT count(*) FILTER (WHERE d.source = %s), count(*) FROM document_chunks c "
         "JOIN documents d ON d.id = c.document_id",
@@ -317,8 +318,36 @@ def load_corpus(conn: psycopg.Connection[Any], stream: BinaryIO) -> dict[str, An
         "indexes_rebuilt": [name for name, _ in rebuild],
         "stage_seconds": round(staged, 1),
         "index_seconds": round(index_seconds, 1),
+        "archive_wait_seconds": round(waited, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def settle(conn: psycopg.Connection[Any], timeout: float = 300) -> float:
+    """Wait until WAL archiving (the lab archives every segment through
+    pgBackRest: compressed, encrypted, CPU-bound) has caught up with what a
+    load wrote, so that it does not run during the measurement. Seconds waited."""
+    started = time.perf_counter()
+    row = conn.execute(
+        "SELECT current_setting('archive_mode'), "
+        "(SELECT setting::bigint * coalesce(pg_size_bytes('1' || nullif(unit, '')), 1) "
+        "FROM pg_settings WHERE name = 'wal_segment_size')"
+    ).fetchone()
+    if row is None or row[0] == "off":
+        return 0.0
+    per_log = 0x100000000 // int(row[1])
+
+    def segment(name: str) -> int:
+        return int(name[8:16], 16) * per_log + int(name[16:24], 16)
+
+    while time.perf_counter() - started < timeout:
+        last, current = conn.execute(
+            "SELECT last_archived_wal, pg_walfile_name(pg_current_wal_lsn()) FROM pg_stat_archiver"
+        ).fetchone() or (None, None)
+        if last and current and segment(last) >= segment(current) - 1:
+            break
+        time.sleep(1)
+    return time.perf_counter() - started
 
 
 def _compact(conn: psycopg.Connection[Any]) -> None:

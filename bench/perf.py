@@ -295,6 +295,9 @@ class IndexRow:
     build_s: float
     exact_queries: int = 0  # how many queries PostgreSQL's exact scan was timed on
     exact_agreement: float = 1.0  # PostgreSQL's exact top 10 vs numpy's, on those
+    # where the planner chose exact: the HNSW index scan forced, recall and p50
+    forced_recall10: float | None = None
+    forced_ms: float | None = None
 
 
 # (label, SQL predicate, department, max clearance): the service's filters
@@ -461,8 +464,10 @@ def index_accuracy(
         )
         recalls: list[float] = []
         agreement: list[float] = []
+        forced: list[float] = []
         t_hnsw: list[float] = []
         t_exact: list[float] = []
+        t_forced: list[float] = []
         for n, q in enumerate(qs):
             column = distances[:, n]
             nearest = np.argpartition(column, 9)[:10]
@@ -476,6 +481,19 @@ def index_accuracy(
                 approx = [r[0] for r in conn.execute(sql, {"q": q}).fetchall()]
                 t_hnsw.append(time.perf_counter() - started)
             recalls.append(_recall(approx, distance, kth))
+            if uses != "HNSW":
+                # what HNSW itself would do here (iterative scan): sorts and
+                # the other scans priced out
+                with conn.transaction():
+                    conn.execute(settings_sql, (str(ef),))
+                    conn.execute(
+                        "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
+                        "SET LOCAL enable_bitmapscan = off"
+                    )
+                    started = time.perf_counter()
+                    found = [r[0] for r in conn.execute(sql, {"q": q}).fetchall()]
+                    t_forced.append(time.perf_counter() - started)
+                forced.append(_recall(found, distance, kth))
             if n < exact_queries:
                 with conn.transaction():
                     conn.execute("SET LOCAL enable_indexscan = off")
@@ -505,6 +523,8 @@ def index_accuracy(
                 build_s,
                 len(t_exact),
                 statistics.fmean(agreement) if agreement else float("nan"),
+                statistics.fmean(forced) if forced else None,
+                pct(t_forced, 50) if t_forced else None,
             )
         )
     return out
