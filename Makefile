@@ -53,7 +53,7 @@ molecule: venv image ## One Molecule scenario: make molecule SCENARIO=common
 test: venv image ## The whole test suite with a timing summary
 	@scripts/test.sh
 
-bench: venv ## Benchmarks into BENCHMARKS.md (~15 min on 2 cores); make bench-quick: ~1 min smoke run
+bench: venv ## Benchmarks into BENCHMARKS.md (<= 15 min on 2 cores; row (c) when `make lab` is up); bench-quick: ~2 min, never the lab
 	python -m bench $(BENCH_ARGS)
 bench-quick: venv ; python -m bench --quick $(BENCH_ARGS)
 .PHONY: bench bench-quick
