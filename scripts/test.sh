@@ -58,7 +58,7 @@ run_scenario() {  # name
 
 if [ "${SKIP_MOLECULE:-0}" != 1 ]; then
   all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
-  longest_first="cluster single_node monitoring common nginx ollama pgbouncer postgresql redis"
+  longest_first="cluster vector_search single_node postgresql monitoring nginx common ollama pgbouncer redis"
   default_order=$( (for s in $longest_first; do grep -qx "$s" <<<"$all" && echo "$s"; done
                     grep -vxF -f <(printf '%s\n' $longest_first) <<<"$all") || true)
   scenarios=${SCENARIOS:-$default_order}
