@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Send N search requests as fast as one keep-alive TLS connection allows.
 
-burst.py HOST N [--distinct-keys]  ->  JSON {"status counts": ..., "instances": [...]}
+burst.py HOST N [--distinct-keys]
+  ->  JSON {"statuses": {status: count}, "instances": [...], "answered_by": [...],
+            "not_json": count, "without_retry_after": count (of 429/503 answers)}
+"answered_by" names the instances whose own answers (any status) came back.
 """
 
 import http.client
@@ -13,7 +16,8 @@ from collections import Counter
 host, count = sys.argv[1], int(sys.argv[2])
 distinct = "--distinct-keys" in sys.argv
 context = ssl._create_unverified_context()  # the scenario's self-signed certificate
-statuses, instances = Counter(), set()
+statuses, instances, answered_by = Counter(), set(), set()
+not_json = without_retry_after = 0
 conn = http.client.HTTPSConnection(host, 443, context=context, timeout=10)
 for i in range(count):
     headers = {"Content-Type": "application/json"}
@@ -34,6 +38,27 @@ for i in range(count):
         conn = http.client.HTTPSConnection(host, 443, context=context, timeout=10)
         continue
     statuses[str(response.status)] += 1
-    if response.status == 200:
-        instances.add(json.loads(body)["instance"])
-print(json.dumps({"statuses": dict(statuses), "instances": sorted(instances)}))
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        not_json += 1
+        payload = {}
+    if "application/json" not in (response.getheader("Content-Type") or ""):
+        not_json += 1
+    if response.status in (429, 503) and not response.getheader("Retry-After"):
+        without_retry_after += 1
+    if "instance" in payload:
+        answered_by.add(payload["instance"])
+        if response.status == 200:
+            instances.add(payload["instance"])
+print(
+    json.dumps(
+        {
+            "statuses": dict(statuses),
+            "instances": sorted(instances),
+            "answered_by": sorted(answered_by),
+            "not_json": not_json,
+            "without_retry_after": without_retry_after,
+        }
+    )
+)

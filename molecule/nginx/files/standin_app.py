@@ -3,16 +3,20 @@
 
 Answers /health and /api/* with JSON naming its instance (host:port) and
 echoing the proxy headers it received; /metrics answers like the real app,
-so the scenario can prove nginx does not expose it.
+so the scenario can prove nginx does not expose it. While the file
+/run/standin-dependency-down exists, searches answer as the real app does
+when a shared dependency (the embedder) is down: 503 JSON with Retry-After.
 """
 
 import json
+import os
 import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(sys.argv[1])
 INSTANCE = f"{socket.gethostname()}:{PORT}"
+DEPENDENCY_DOWN = "/run/standin-dependency-down"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -21,9 +25,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
 
-    def _answer(self, status, payload, content_type="application/json"):
+    def _answer(self, status, payload, content_type="application/json", headers=()):
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -52,7 +58,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        if self.path.startswith("/api/"):
+        if self.path.startswith("/api/search") and os.path.exists(DEPENDENCY_DOWN):
+            self._answer(
+                503,
+                {"error": "service_unavailable", **self._seen()},
+                headers=[("Retry-After", "5")],
+            )
+        elif self.path.startswith("/api/"):
             self._answer(200, {"results": [], **self._seen()})
         else:
             self._answer(404, {"error": "not found"})
