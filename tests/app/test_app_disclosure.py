@@ -144,6 +144,24 @@ def test_configured_network_gets_detail_and_others_do_not(
         assert "components" not in body, address
 
 
+def test_forwarded_client_is_judged_by_its_own_address(
+    make_client: Callable[..., FlaskClient],
+) -> None:
+    """A load balancer missing from TRUSTED_PROXY forwards with its own address
+    (a detail address): the client named in X-Real-IP still decides."""
+    client = make_client(HEALTH_DETAIL_NETWORKS="10.0.0.0/24")
+    balancer = {"REMOTE_ADDR": "10.0.0.5"}
+    outside = client.get(
+        "/health", environ_base=balancer, headers={"X-Real-IP": "203.0.113.7"}
+    )
+    assert "components" not in outside.json
+    inside = client.get(
+        "/health", environ_base=balancer, headers={"X-Real-IP": "10.0.0.9"}
+    )
+    assert "components" in inside.json
+    assert "components" in client.get("/health", environ_base=balancer).json
+
+
 def test_admin_key_gets_health_detail_from_anywhere(
     client: FlaskClient, api_keys: dict[str, str]
 ) -> None:

@@ -6,7 +6,8 @@ error text, latencies) goes only to callers whose address is in
 HEALTH_DETAIL_NETWORKS (monitoring, load balancers, loopback) or who send an
 admin API key. Callers from elsewhere are rate-limited per address
 (HEALTH_RATE_LIMIT); the detail networks never are, so monitoring, nginx,
-systemd and rolling upgrades are unaffected.
+systemd and rolling upgrades are unaffected. A request that a load balancer
+forwarded (X-Real-IP) counts as coming from the client it names.
 """
 
 from __future__ import annotations
@@ -140,7 +141,14 @@ def create_blueprint(limiter: Limiter, settings: Settings) -> Blueprint:
     networks = parse_networks(settings)
 
     def trusted() -> bool:
-        return address_in(request.remote_addr, networks)
+        # X-Real-IP is set by the load balancers (nginx: $remote_addr) and is
+        # not one of the headers waitress rewrites: if a request forwarded for
+        # an outside client arrives from a detail address (a load balancer
+        # missing from TRUSTED_PROXY), the client's address still decides.
+        real_ip = request.headers.get("X-Real-IP")
+        return address_in(request.remote_addr, networks) and (
+            real_ip is None or address_in(real_ip.strip(), networks)
+        )
 
     def detail_allowed(services: Services) -> bool:
         return trusted() or _admin_key(services)
