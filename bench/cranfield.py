@@ -81,6 +81,8 @@ def write_jsonl(docs: list[Doc], path: Path, dedup_title: bool = True) -> None:
                 "id": doc.doc_id,
                 "title": doc.title or doc.doc_id,
                 "text": text or doc.title or "-",
+                # published abstracts: public (ingest refuses a document without a clearance)
+                "clearance_level": 1,
             }
             out.write(json.dumps(record) + "\n")
 

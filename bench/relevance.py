@@ -86,8 +86,10 @@ def ingest_cranfield(
             )
     finally:
         embedder.close()
-    if summary.errors:
-        raise RuntimeError(f"Cranfield ingest failed: {summary.errors[:3]}")
+    if summary.errors or summary.refused:
+        raise RuntimeError(
+            f"Cranfield ingest failed: {(summary.errors + summary.refused)[:3]}"
+        )
     return summary.seconds, summary.chunks_embedded
 
 

@@ -21,10 +21,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import waitress
-
     from vector_search.logging_setup import configure_logging
     from vector_search.web.app import create_app
+    from vector_search.web.server import body_limit_options, serve
 
     overrides = {"PORT": str(args.port)} if args.port else {}
     if args.host:
@@ -40,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "channel_timeout": settings.channel_timeout,
         "ident": f"vector-search/{__version__}",
         "clear_untrusted_proxy_headers": True,
+        # MAX_BODY_BYTES, as Flask's MAX_CONTENT_LENGTH: one limit, a JSON 413 above it
+        **body_limit_options(settings.max_body_bytes),
     }
     if settings.trusted_proxy:
         options["trusted_proxy"] = settings.trusted_proxy
@@ -54,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         extra={"version": __version__, "host": settings.host, "port": settings.port},
     )
     try:
-        waitress.serve(app, **options)
+        serve(app, **options)
     finally:
         app.extensions["vector_search"].close()
         logging.getLogger("vector_search").info(
@@ -121,17 +122,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         embedder.close()
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for message in summary.refused:
+        print(f"refused: {message}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
+        defaulted = (
+            f", {summary.documents_clearance_defaulted} given DEFAULT_CLEARANCE_LEVEL="
+            f"{settings.default_clearance_level}"
+            if summary.documents_clearance_defaulted
+            else ""
+        )
         print(
             f"documents: {summary.documents_seen} seen, {summary.documents_added} added, "
             f"{summary.documents_updated} updated, {summary.documents_unchanged} unchanged, "
-            f"{summary.documents_pruned} pruned; chunks: {summary.chunks_written} written "
+            f"{summary.documents_pruned} pruned, {summary.documents_refused} refused"
+            f"{defaulted}; chunks: {summary.chunks_written} written "
             f"({summary.chunks_embedded} embedded, {summary.chunks_reused} reused); "
             f"{summary.seconds:.2f} s"
         )
-    return 0
+    # 2: done except the refused documents (named above); fix them and run again
+    return 2 if summary.documents_refused else 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -318,7 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_migrate
     )
 
-    ingest = sub.add_parser("ingest", help="ingest documents (owner role)")
+    ingest = sub.add_parser(
+        "ingest",
+        help="ingest documents (owner role)",
+        description="Ingest documents. A document without clearance_level is refused "
+        "(named on stderr, exit status 2; the others are ingested) unless "
+        "DEFAULT_CLEARANCE_LEVEL gives one.",
+    )
     ingest.add_argument("paths", nargs="+", help="files or directories")
     ingest.add_argument(
         "--prune", action="store_true", help="delete documents no longer present"

@@ -7,6 +7,7 @@ Invalid values raise :class:`ConfigError` naming the setting.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -123,6 +124,32 @@ def _words(name: str, raw: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in re.split(r"[,\s]+", raw.strip()) if w)
 
 
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses or CIDRs, normalised (``10.0.0.5`` -> ``10.0.0.5/32``)."""
+    out: list[str] = []
+    for word in re.split(r"[,\s]+", raw.strip()):
+        if not word:
+            continue
+        try:
+            network = ipaddress.ip_network(word, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {word!r} is not an IP address or CIDR network"
+            ) from None
+        if str(network) not in out:
+            out.append(str(network))
+    return tuple(out)
+
+
+REFUSE = "refuse"
+
+
+def _clearance_default(name: str, raw: str) -> int | None:
+    if raw.strip().lower() == REFUSE:
+        return None
+    return _int(1, 5)(name, raw)
+
+
 NO_PEPPER = "none"
 
 
@@ -167,9 +194,11 @@ SETTINGS: tuple[Spec, ...] = (
     ),
     Spec(
         "MAX_BODY_BYTES",
-        "16384",
-        "largest accepted request body (413 above)",
-        _int(256, 10**7),
+        "65536",
+        "largest accepted request body in bytes, for waitress (max_request_body_size) and Flask "
+        "alike: a larger one gets a JSON 413. Keep nginx's client_max_body_size equal "
+        "(64 KiB holds the largest valid search request)",
+        _int(1024, 10**7),
     ),
     Spec(
         "LOG_LEVEL",
@@ -350,12 +379,28 @@ SETTINGS: tuple[Spec, ...] = (
         "seconds the deep /health result is reused (0: never)",
         _float(0, 3600),
     ),
+    Spec(
+        "HEALTH_DETAIL_NETWORKS",
+        "127.0.0.0/8 ::1",
+        "addresses or CIDRs (comma/space-separated) whose requests get the health endpoints' "
+        "detail (components, schema, model, errors) and are exempt from HEALTH_RATE_LIMIT: "
+        "monitoring, load balancers, loopback. Others get the status (and version) only, "
+        "unless they send an admin API key",
+        _networks,
+    ),
+    Spec(
+        "HEALTH_RATE_LIMIT",
+        "30",
+        "requests per minute per client address to the health endpoints, from outside "
+        "HEALTH_DETAIL_NETWORKS (0: no limit)",
+        _int(0, 100_000),
+    ),
     # Access and limits
     Spec("RATE_LIMIT_ENABLED", "true", "enforce per-role rate limits", _bool),
     Spec(
         "ANONYMOUS_ENABLED",
-        "true",
-        "allow requests without an API key (clearance 1)",
+        "false",
+        "allow searches without an API key (clearance 1 documents only); off unless chosen",
         _bool,
     ),
     Spec(
@@ -437,6 +482,14 @@ SETTINGS: tuple[Spec, ...] = (
         _int(10, 1_000_000),
     ),
     Spec(
+        "DEFAULT_CLEARANCE_LEVEL",
+        "refuse",
+        "clearance given to an ingested document whose metadata has none: 'refuse' (the "
+        "document is not ingested and the run names it; the others are) or 1-5 (choose a "
+        "restrictive level: a missing clearance must not make a document public)",
+        _clearance_default,
+    ),
+    Spec(
         "DEFAULT_SIMILARITY_THRESHOLD",
         "0.2",
         "default minimum cosine similarity",
@@ -491,6 +544,8 @@ class Settings:
     cache_search_ttl: int
     cache_embedding_ttl: int
     health_cache_ttl: float
+    health_detail_networks: tuple[str, ...]
+    health_rate_limit: int
     rate_limit_enabled: bool
     anonymous_enabled: bool
     anonymous_rate_limit: int
@@ -508,6 +563,7 @@ class Settings:
     bm25_k1: float
     bm25_b: float
     bm25_max_candidates: int
+    default_clearance_level: int | None
     default_similarity_threshold: float
 
     @property

@@ -75,8 +75,14 @@ class IngestSummary:
     chunks_reused: int = 0
     # embeddings made for another column's model (a reindex is in progress)
     reindex_embedded: int = 0
+    # documents without a clearance level: not ingested (DEFAULT_CLEARANCE_LEVEL=refuse) ...
+    documents_refused: int = 0
+    # ... or given DEFAULT_CLEARANCE_LEVEL
+    documents_clearance_defaulted: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # one message per refused document: where it is and what to add
+    refused: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -118,6 +124,19 @@ def document_hash(
         "model": list(model),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def missing_clearance(doc: SourceDocument) -> str:
+    """Why a document without a clearance level was not ingested, and what to do."""
+    return (
+        f"{doc.origin or doc.external_id}: document {doc.external_id!r} has no clearance_level "
+        "and was not ingested (a missing clearance must not make it public). Add "
+        "clearance_level: 1 (public) to 5 (admin only) to its metadata (front matter "
+        '\'clearance_level: 3\', HTML <meta name="clearance_level" content="3">, a '
+        "'clearance_level' field of the JSON Lines record, or a NAME.meta.json sidecar) and "
+        "ingest again, or set DEFAULT_CLEARANCE_LEVEL to the level such documents should "
+        "get. Any stored version of it is kept unchanged."
+    )
 
 
 def embedding_input(title: str, chunk: str) -> str:
@@ -233,6 +252,20 @@ class Ingestor:
                     )
                 docs[doc.external_id] = doc
         summary.documents_seen += len(docs)
+        # A document without a clearance is refused (its id still counts as
+        # present, so --prune keeps any stored version) or gets the operator's
+        # DEFAULT_CLEARANCE_LEVEL; it never defaults to public.
+        refused: set[str] = set()
+        for external_id, doc in docs.items():
+            if doc.clearance_level is not None:
+                continue
+            if self.settings.default_clearance_level is None:
+                refused.add(external_id)
+                summary.documents_refused += 1
+                summary.refused.append(missing_clearance(doc))
+            else:
+                doc.clearance_level = self.settings.default_clearance_level
+                summary.documents_clearance_defaulted += 1
         existing = {
             row[0]: (int(row[1]), str(row[2]))
             for row in self.conn.execute(
@@ -240,9 +273,11 @@ class Ingestor:
                 (source,),
             )
         }
-        progress = Progress(len(docs), self.stream, self.stream.isatty())
+        progress = Progress(len(docs) - len(refused), self.stream, self.stream.isatty())
         batch: list[_Pending] = []
         for external_id, doc in docs.items():
+            if external_id in refused:
+                continue
             digest = document_hash(doc, self.settings, self.basis)
             known = existing.get(external_id)
             if known and known[1] == digest:

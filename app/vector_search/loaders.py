@@ -4,7 +4,9 @@ Metadata comes from YAML front matter (Markdown/text), ``<meta>`` tags (HTML),
 a sidecar ``NAME.meta.json`` next to any file, or the fields of a JSONL record.
 Known fields: id, title, url, department, campus, priority (1-5),
 clearance_level (1-5, alias ``clearance``), popularity (0-1); anything else
-goes to the ``metadata`` jsonb column.
+goes to the ``metadata`` jsonb column. A document without a clearance level
+is loaded with ``clearance_level=None``: the ingestor refuses it or applies
+DEFAULT_CLEARANCE_LEVEL, never a public default.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class SourceDocument:
     department: str | None = None
     campus: str | None = None
     priority: int = 3
-    clearance_level: int = 1
+    # None: the metadata gave none (see Ingestor: refused or DEFAULT_CLEARANCE_LEVEL)
+    clearance_level: int | None = None
     popularity: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    # where it came from (file, or file:line for JSON Lines), for messages
+    origin: str = ""
 
 
 def _int_field(value: Any, name: str, where: str, lo: int, hi: int) -> int:
@@ -61,7 +66,7 @@ def build_document(
     meta: dict[str, Any], text: str, default_id: str, default_title: str, where: str
 ) -> SourceDocument:
     meta = dict(meta)
-    clearance = meta.pop("clearance_level", meta.pop("clearance", 1))
+    clearance = meta.pop("clearance_level", meta.pop("clearance", None))
     popularity = meta.pop("popularity", 0.0)
     try:
         popularity_value = float(popularity)
@@ -84,8 +89,11 @@ def build_document(
         department=text_field("department"),
         campus=text_field("campus"),
         priority=_int_field(meta.pop("priority", 3), "priority", where, 1, 5),
-        clearance_level=_int_field(clearance, "clearance_level", where, 1, 5),
+        clearance_level=None
+        if clearance is None or (isinstance(clearance, str) and not clearance.strip())
+        else _int_field(clearance, "clearance_level", where, 1, 5),
         popularity=popularity_value,
+        origin=where,
     )
     doc.metadata = json.loads(json.dumps(meta, default=str))
     return doc

@@ -381,3 +381,23 @@ def format_result(row: dict[str, Any]) -> dict[str, Any]:
             "department_match": bool(row["department_match"]),
         },
     }
+
+
+# Decimals of the score shown to roles without admin rights; see public_result.
+PUBLIC_SCORE_DECIMALS = 2
+
+
+def public_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as every role but admin sees it: no ``score_parts`` and the score
+    rounded to PUBLIC_SCORE_DECIMALS.
+
+    The lexical side's BM25 statistics (document frequencies, chunk count,
+    average length) are corpus-wide, so they count chunks above the caller's
+    clearance: lexical scores, ranks and an exact score would let a caller probe
+    how many restricted chunks contain a word. Without the parts, and with two
+    decimals (the lexical term moves the score by at most
+    similarity_weight * LEXICAL_WEIGHT, 0.15 with the defaults), what remains
+    is the order of the results (docs: the residual risk)."""
+    out = {k: v for k, v in result.items() if k != "score_parts"}
+    out["score"] = round(float(result["score"]), PUBLIC_SCORE_DECIMALS)
+    return out

@@ -88,6 +88,8 @@ def base_env(
         "REDIS_URL": redis_server.url,
         "OLLAMA_URL": standin.url,
         "OLLAMA_TIMEOUT": "60",  # generous: Molecule may be loading the CPUs
+        # the app's default is off; these tests also exercise anonymous searches
+        "ANONYMOUS_ENABLED": "true",
         "ANONYMOUS_RATE_LIMIT": "10000",
         "HEALTH_CACHE_TTL": "0",
         "CHUNK_TOKENS": "120",

@@ -87,7 +87,7 @@ def test_transport_errors_are_json(client: FlaskClient) -> None:
     )
     response = client.post(
         "/api/search",
-        data=json.dumps({"query": "a" * 20000}),
+        data=json.dumps({"query": "a" * 70000}),  # over MAX_BODY_BYTES (64 KiB)
         content_type="application/json",
     )
     assert response.status_code == 413 and response.json["error"] == "payload_too_large"
@@ -224,9 +224,12 @@ def test_stats(client: FlaskClient, api_keys: dict[str, str]) -> None:
     response = client.get("/api/stats", headers=bearer(api_keys["staff"]))
     assert response.status_code == 200, response.json
     body = response.json
-    assert body["totals"]["documents"] == 12
+    assert body["totals"]["documents"] == 11  # all but the clearance-4 runbook
     departments = {row["department"] for row in body["documents"]}
     assert {"IT Services", "Library", "Estates"} <= departments
+    assert "query_performance" not in body  # internals: admin only
+    body = client.get("/api/stats", headers=bearer(api_keys["admin"])).json
+    assert body["totals"]["documents"] == 12
     assert body["query_performance"]["available"] is True
     assert body["cache"]["available"] is True
     assert body["pool"]["pool_max"] == 4

@@ -181,6 +181,9 @@ def test_hybrid_search_with_bm25(
     client = make_client(LEXICAL_RETRIEVER="bm25")
     body = search(client, {"query": query}, api_keys["student"]).json
     assert body["results"][0]["document_id"] == expected
+    assert "score_parts" not in body["results"][0]  # admin only
+    body = search(client, {"query": query}, api_keys["admin"]).json
+    assert body["results"][0]["document_id"] == expected
     assert body["results"][0]["score_parts"]["lexical_rank"] is not None
 
 
@@ -192,7 +195,7 @@ def test_no_lexical_match_falls_back_to_vectors(
     response = search(
         client,
         {"query": query, "config": {"similarity_threshold": -1}},
-        api_keys["staff"],
+        api_keys["admin"],  # score_parts: admin only
     )
     assert response.status_code == 200
     results = response.json["results"]
@@ -280,7 +283,7 @@ def test_quoted_phrase_restricts_lexical_candidates(
             "query": 'report "leaking roofs"',
             "config": {"similarity_threshold": -1, "max_results": 20},
         },
-        api_keys["staff"],
+        api_keys["admin"],  # score_parts: admin only
     ).json
     lexical = [
         r for r in body["results"] if r["score_parts"]["lexical_rank"] is not None

@@ -37,7 +37,7 @@ def test_redis_stopped(
         assert client.get("/health/ready").status_code == 200
         admin = client.delete("/api/admin/cache", headers=bearer(api_keys["admin"]))
         assert admin.status_code == 503 and "Retry-After" in admin.headers
-        stats = client.get("/api/stats", headers=bearer(api_keys["staff"]))
+        stats = client.get("/api/stats", headers=bearer(api_keys["admin"]))
         assert stats.status_code == 200 and stats.json["cache"]["available"] is False
     finally:
         own_redis.stop()

@@ -120,14 +120,15 @@ def test_prune_is_scoped_to_its_source(
     a.mkdir()
     b.mkdir()
     (a / "one.md").write_text(
-        "---\ntitle: One\n---\nFirst source document about bicycles."
+        "---\ntitle: One\nclearance_level: 1\n---\nFirst source document about bicycles."
     )
     (b / "two.md").write_text(
-        "---\ntitle: Two\n---\nSecond source document about sailing."
+        "---\ntitle: Two\nclearance_level: 1\n---\nSecond source document about sailing."
     )
     _ingest(postgres, db, settings, [a, b])
     (a / "one.md").unlink()
     (a / "three.txt").write_text("Third document about hiking.")
+    (a / "three.txt.meta.json").write_text('{"clearance_level": 1}')
     summary = _ingest(postgres, db, settings, [a], prune=True)
     assert summary.documents_added == 1 and summary.documents_pruned == 1
     with owner_connection(postgres, db) as conn:
@@ -159,7 +160,8 @@ def test_sidecar_metadata(
         "Plain text notes about the campus gym opening times."
     )
     (tmp_path / "notes.txt.meta.json").write_text(
-        '{"title": "Gym", "department": "Sport", "priority": 2, "owner": "sport-team"}'
+        '{"title": "Gym", "department": "Sport", "priority": 2, "clearance_level": 2, '
+        '"owner": "sport-team"}'
     )
     _ingest(postgres, db, factory(), [tmp_path])
     with owner_connection(postgres, db) as conn:

@@ -32,8 +32,23 @@ def _key(target: Target, *roles: str) -> str:
     pytest.skip(f"needs a key of role {' or '.join(roles)} in --keys-file")
 
 
-def test_health_reports_every_component_healthy(target: Target) -> None:
+def test_public_health_is_healthy_and_shows_no_internals(target: Target) -> None:
+    """From outside the monitoring networks /health gives the status (and version)
+    only: no schema, model or dependency error text."""
     with target.client() as client:
+        response = client.get("/health")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "healthy"
+    if "components" in body:
+        pytest.skip("this client is in HEALTH_DETAIL_NETWORKS: it gets the detail")
+    assert set(body) <= {"status", "version", "timestamp"}, body
+
+
+def test_health_reports_every_component_healthy(target: Target) -> None:
+    """The detail goes to the monitoring networks or an admin key."""
+    key = _key(target, "admin")
+    with target.client(headers={"Authorization": f"Bearer {key}"}) as client:
         response = client.get("/health")
     assert response.status_code == 200, response.text
     body = response.json()

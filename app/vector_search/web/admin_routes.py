@@ -1,4 +1,4 @@
-"""GET /api/stats and the admin-only cache clear."""
+"""GET /api/stats (scoped to the caller's clearance) and the admin-only cache clear."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# document_stats (the view) without the documents above the caller's clearance
+DOCUMENT_STATS_SQL = """
+SELECT d.department,
+       d.campus,
+       count(DISTINCT d.id) AS documents,
+       count(c.id) AS chunks,
+       round(avg(length(c.text)))::integer AS avg_chunk_length,
+       max(d.updated_at) AS last_updated
+FROM documents d
+LEFT JOIN document_chunks c
+       ON c.document_id = d.id AND c.clearance_level <= %(clearance)s
+WHERE d.clearance_level <= %(clearance)s
+GROUP BY d.department, d.campus
+ORDER BY d.department NULLS LAST, d.campus NULLS LAST"""
+
+
 def _query_performance(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     try:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -61,34 +77,37 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
     @bp.get("/api/stats")
     @limiter.limit(role_limit)
     def stats() -> Response:
-        require_key()
+        """Corpus aggregates over the documents the caller may see (nothing about
+        the others, not even that they exist); query statistics, cache and pool
+        internals for the admin role only."""
+        principal = require_key()
+        clearance = principal.role.clearance_level
         services = _services()
         with transaction(
             services.pool, services.settings.database_statement_timeout_ms
         ) as conn:
             with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(
-                    "SELECT * FROM document_stats ORDER BY department NULLS LAST, campus NULLS LAST"
-                )
+                cur.execute(DOCUMENT_STATS_SQL, {"clearance": clearance})
                 documents = [_jsonable(r) for r in cur.fetchall()]
-            performance = _query_performance(conn)
-        try:
-            cache: dict[str, Any] = {"available": True, **services.cache.info()}
-        except redis.RedisError:
-            cache = {"available": False}
-        return jsonify(
-            {
-                "documents": documents,
-                "totals": {
-                    "documents": sum(int(d["documents"]) for d in documents),
-                    "chunks": sum(int(d["chunks"]) for d in documents),
-                },
-                "query_performance": performance,
-                "cache": cache,
-                "pool": services.pool.get_stats(),
-                "timestamp": time.time(),
-            }
-        )
+            performance = _query_performance(conn) if principal.role.can_admin else None
+        body: dict[str, Any] = {
+            "clearance_level": clearance,
+            "documents": documents,
+            "totals": {
+                "documents": sum(int(d["documents"]) for d in documents),
+                "chunks": sum(int(d["chunks"]) for d in documents),
+            },
+        }
+        if principal.role.can_admin:
+            try:
+                cache: dict[str, Any] = {"available": True, **services.cache.info()}
+            except redis.RedisError:
+                cache = {"available": False}
+            body["query_performance"] = performance
+            body["cache"] = cache
+            body["pool"] = services.pool.get_stats()
+        body["timestamp"] = time.time()
+        return jsonify(body)
 
     def _clear() -> Response:
         require_admin()

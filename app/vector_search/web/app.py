@@ -30,7 +30,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     limiter.init_app(app)
     app.extensions["vector_search_limiter"] = limiter
     register_error_handlers(app)
-    app.register_blueprint(health.create_blueprint())
+    app.register_blueprint(health.create_blueprint(limiter, settings))
     app.register_blueprint(search_routes.create_blueprint(limiter))
     app.register_blueprint(admin_routes.create_blueprint(limiter))
     app.register_blueprint(meta_routes.create_blueprint())

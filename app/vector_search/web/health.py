@@ -1,19 +1,36 @@
-"""/health (deep, cached briefly), /health/live and /health/ready."""
+"""/health (deep, cached briefly), /health/live and /health/ready.
+
+Anyone may ask for the status (and the release version); the detail (each
+component's result: schema version, embedding column and model, dependency
+error text, latencies) goes only to callers whose address is in
+HEALTH_DETAIL_NETWORKS (monitoring, load balancers, loopback) or who send an
+admin API key. Callers from elsewhere are rate-limited per address
+(HEALTH_RATE_LIMIT); the detail networks never are, so monitoring, nginx,
+systemd and rolling upgrades are unaffected. A request that a load balancer
+forwarded (X-Real-IP) counts as coming from the client it names.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter import Limiter
 
 from vector_search import __version__
 from vector_search.columns import searchable_column
+from vector_search.config import Settings
 from vector_search.db import transaction
 from vector_search.errors import DependencyUnavailable, EmbedderError
+from vector_search.keys import lookup_key
 from vector_search.migrations import LATEST_VERSION
+from vector_search.roles import KEY_ROLES
 from vector_search.services import Services
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _services() -> Services:
@@ -84,11 +101,67 @@ class HealthCache:
             self._value = (time.monotonic(), value)
 
 
-def create_blueprint() -> Blueprint:
+def parse_networks(settings: Settings) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n) for n in settings.health_detail_networks)
+
+
+def address_in(address: str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether a client address (IPv4-mapped IPv6 counts as IPv4) is in one of the networks."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+def _admin_key(services: Services) -> bool:
+    """A valid admin API key in the Authorization header. Anything else (no key,
+    another role, a wrong key, the database down) just means no detail: a health
+    check answers, it does not authenticate."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return False
+    settings = services.settings
+    try:
+        with transaction(services.pool, settings.database_statement_timeout_ms) as conn:
+            found = lookup_key(conn, token, settings.peppers)
+    except Exception:  # noqa: BLE001 - the status is still answered
+        return False
+    return found is not None and KEY_ROLES[found[1]].can_admin
+
+
+def create_blueprint(limiter: Limiter, settings: Settings) -> Blueprint:
     bp = Blueprint("health", __name__)
     cache = HealthCache()
+    networks = parse_networks(settings)
+
+    def trusted() -> bool:
+        # X-Real-IP is set by the load balancers (nginx: $remote_addr) and is
+        # not one of the headers waitress rewrites: if a request forwarded for
+        # an outside client arrives from a detail address (a load balancer
+        # missing from TRUSTED_PROXY), the client's address still decides.
+        real_ip = request.headers.get("X-Real-IP")
+        return address_in(request.remote_addr, networks) and (
+            real_ip is None or address_in(real_ip.strip(), networks)
+        )
+
+    def detail_allowed(services: Services) -> bool:
+        return trusted() or _admin_key(services)
+
+    health_limit = limiter.shared_limit(
+        f"{settings.health_rate_limit}/minute",
+        scope="health",
+        key_func=lambda: f"ip:{request.remote_addr or 'unknown'}",
+        exempt_when=lambda: settings.health_rate_limit == 0 or trusted(),
+    )
 
     @bp.get("/health")
+    @health_limit
     def health() -> tuple[Response, int]:
         services = _services()
         body = cache.get(services.settings.health_cache_ttl)
@@ -111,25 +184,29 @@ def create_blueprint() -> Blueprint:
                 "components": components,
             }
             cache.put(body)
-        return jsonify({**body, "cached": cached}), 200 if body[
-            "status"
-        ] == "healthy" else 503
+        status = 200 if body["status"] == "healthy" else 503
+        if detail_allowed(services):
+            return jsonify({**body, "cached": cached}), status
+        public = {k: body[k] for k in ("status", "version", "timestamp")}
+        return jsonify(public), status
 
     @bp.get("/health/live")
+    @health_limit
     def live() -> Response:
         return jsonify({"status": "alive", "version": __version__})
 
     @bp.get("/health/ready")
+    @health_limit
     def ready() -> tuple[Response, int]:
         services = _services()
         result = _timed(lambda: check_database(services))
         status = 200 if result["healthy"] else 503
-        return jsonify(
-            {
-                "status": "ready" if status == 200 else "not_ready",
-                "version": __version__,
-                "database": result,
-            }
-        ), status
+        body: dict[str, Any] = {
+            "status": "ready" if status == 200 else "not_ready",
+            "version": __version__,
+        }
+        if detail_allowed(services):
+            body["database"] = result
+        return jsonify(body), status
 
     return bp

@@ -108,8 +108,14 @@ def build_openapi() -> dict[str, Any]:
             "chunk_number": {"type": "integer"},
             "text": {"type": "string"},
             "metadata": {"type": "object"},
-            "score": {"type": "number"},
-            "score_parts": {"type": "object"},
+            "score": {
+                "type": "number",
+                "description": "ranking score; rounded to 2 decimals for every role but admin",
+            },
+            "score_parts": {
+                "type": "object",
+                "description": "every term of the score, both ranks, the lexical score (admin only)",
+            },
         },
     }
     search_response = {
@@ -163,9 +169,13 @@ def build_openapi() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "summary": "Deep health check of database, cache and embedder",
+                    "description": "Status and version for everyone; `components` only for "
+                    "HEALTH_DETAIL_NETWORKS or an admin key. Rate-limited per address "
+                    "outside HEALTH_DETAIL_NETWORKS (HEALTH_RATE_LIMIT).",
                     "responses": {
                         "200": _json(health, "Healthy"),
                         "503": _json(health, "Degraded"),
+                        **_errors(429),
                     },
                 }
             },
@@ -178,9 +188,11 @@ def build_openapi() -> dict[str, Any]:
             "/health/ready": {
                 "get": {
                     "summary": "Can serve searches (database reachable, schema current)",
+                    "description": "`database` detail only for HEALTH_DETAIL_NETWORKS or an admin key.",
                     "responses": {
                         "200": _json(health, "Ready"),
                         "503": _json(health, "Not ready"),
+                        **_errors(429),
                     },
                 }
             },
@@ -206,7 +218,8 @@ def build_openapi() -> dict[str, Any]:
             },
             "/api/stats": {
                 "get": {
-                    "summary": "Document, query-performance and cache statistics",
+                    "summary": "Document counts per department and campus over the documents "
+                    "the caller's clearance allows; query performance, cache and pool (admin only)",
                     "security": [{"bearer": []}],
                     "responses": {
                         "200": _json({"type": "object"}, "Statistics"),

@@ -10,6 +10,7 @@ from flask_limiter import Limiter
 
 from vector_search.cache import digest
 from vector_search.db import transaction
+from vector_search.search import public_result
 from vector_search.services import Services
 from vector_search.web.auth import current_principal
 from vector_search.web.ratelimit import role_limit
@@ -74,6 +75,9 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
                 conn, search_request, vector, clearance, max_results
             )
         services.metrics.db_seconds.observe(time.perf_counter() - db_started)
+        if not principal.role.can_admin:
+            # lexical detail counts restricted chunks: admins only (search.public_result)
+            results = [public_result(r) for r in results]
         search_time = time.perf_counter() - search_started
         services.metrics.search_seconds.observe(search_time)
         body: dict[str, Any] = {
