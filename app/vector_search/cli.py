@@ -21,6 +21,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(env_file=args.env_file)
 
 
+def waitress_options(settings: Settings) -> dict[str, object]:
+    """How ``serve`` runs waitress. X-Forwarded-* from the trusted proxies
+    (TRUSTED_PROXIES, any number of load balancers) are applied by the app's own
+    middleware (web/proxy.py), which drops them from every other peer; waitress's
+    trusted_proxy would take only one address, and without one waitress 3 strips
+    the headers itself unless told not to."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "threads": settings.threads,
+        "connection_limit": settings.connection_limit,
+        "channel_timeout": settings.channel_timeout,
+        "ident": f"vector-search/{__version__}",
+        "clear_untrusted_proxy_headers": False,
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import waitress
 
@@ -33,17 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(env_file=args.env_file, overrides=overrides)
     configure_logging(settings.log_level)
     app = create_app(settings)
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        "threads": settings.threads,
-        "connection_limit": settings.connection_limit,
-        "channel_timeout": settings.channel_timeout,
-        "ident": f"vector-search/{__version__}",
-    }
-    # X-Forwarded-* from the trusted proxies (TRUSTED_PROXIES, any number of load
-    # balancers) are applied by the app's own middleware (web/proxy.py), which
-    # drops them from every other peer; waitress's trusted_proxy takes one address.
+    options = waitress_options(settings)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # waitress closes its server and waits for busy threads
