@@ -142,23 +142,29 @@ def _peppers(name: str, raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _networks(
-    name: str, raw: str
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Addresses and CIDR networks, comma- or space-separated (an address is a /32 or /128)."""
-    out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses, CIDR networks or host names (resolved when the app starts),
+    comma- or space-separated; normalised (an address becomes a /32 or /128)."""
+    out: list[str] = []
     for word in re.split(r"[,\s]+", raw.strip()):
         if not word:
             continue
         try:
-            network = ipaddress.ip_network(word.strip("[]"), strict=False)
+            entry = str(ipaddress.ip_network(word.strip("[]"), strict=False))
         except ValueError:
-            raise ConfigError(
-                f"{name} must list IP addresses or CIDR networks (e.g. 10.20.0.51, "
-                f"10.20.0.0/24), got {word!r}"
-            ) from None
-        if network not in out:
-            out.append(network)
+            entry = word.lower().rstrip(".")
+            if not _HOSTNAME.match(entry) or entry.replace(".", "").isdigit():
+                raise ConfigError(
+                    f"{name} must list IP addresses, CIDR networks (e.g. 10.20.0.51, "
+                    f"10.20.0.0/24) or host names, got {word!r}"
+                ) from None
+        if entry not in out:
+            out.append(entry)
     return tuple(out)
 
 
@@ -191,15 +197,16 @@ SETTINGS: tuple[Spec, ...] = (
         "TRUSTED_PROXIES",
         "",
         "addresses or CIDR networks of the reverse proxies (every load balancer) whose "
-        "X-Forwarded-For/-Proto count, comma- or space-separated; the client is the rightmost "
-        "untrusted X-Forwarded-For hop; from any other peer the headers are dropped",
-        _networks,
+        "X-Forwarded-For/-Proto count, comma- or space-separated (host names are resolved at "
+        "start); the client is the rightmost untrusted X-Forwarded-For hop; from any other peer "
+        "the headers are dropped",
+        _proxies,
     ),
     Spec(
         "TRUSTED_PROXY",
         "",
         "deprecated name of TRUSTED_PROXIES (same format); both lists are trusted",
-        _networks,
+        _proxies,
     ),
     Spec(
         "TRUSTED_PROXY_HEADERS",
@@ -544,8 +551,8 @@ class Settings:
     threads: int
     connection_limit: int
     channel_timeout: int
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-    trusted_proxy: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    trusted_proxies: tuple[str, ...]
+    trusted_proxy: tuple[str, ...]
     trusted_proxy_headers: tuple[str, ...]
     max_body_bytes: int
     log_level: str
@@ -624,9 +631,7 @@ class Settings:
         )
 
     @property
-    def proxy_networks(
-        self,
-    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    def proxies(self) -> tuple[str, ...]:
         """Every trusted proxy: TRUSTED_PROXIES plus the deprecated TRUSTED_PROXY."""
         return self.trusted_proxies + tuple(
             n for n in self.trusted_proxy if n not in self.trusted_proxies

@@ -20,7 +20,7 @@ from vector_search.cli import waitress_options
 from vector_search.config import ConfigError, load_settings
 from vector_search.keys import generate_key
 from vector_search.web.app import create_app
-from vector_search.web.proxy import TrustedProxies
+from vector_search.web.proxy import TrustedProxies, resolve_proxies
 from vs_services import SettingsFactory, free_port
 
 QUERY = {"query": "library opening hours"}
@@ -112,17 +112,31 @@ def test_middleware_rewrites_only_for_trusted_peers(
     from werkzeug.test import Client
 
     client = Client(
-        TrustedProxies(_echo, settings.proxy_networks, settings.trusted_proxy_headers)
+        TrustedProxies(
+            _echo, resolve_proxies(settings.proxies), settings.trusted_proxy_headers
+        )
     )
     response = client.get("/", headers=headers, environ_base={"REMOTE_ADDR": peer})
     assert response.get_data(as_text=True) == expected
 
 
+def test_host_names_are_resolved_at_start() -> None:
+    settings = load_settings(
+        environ={"TRUSTED_PROXIES": "localhost, 10.0.0.0/8, no-such-host.invalid"},
+        env_file="/dev/null",
+    )
+    assert settings.proxies == ("localhost", "10.0.0.0/8", "no-such-host.invalid")
+    networks = {str(n) for n in resolve_proxies(settings.proxies)}
+    assert {"127.0.0.1/32", "10.0.0.0/8"} <= networks
+    assert all("invalid" not in n for n in networks)  # logged, left out
+
+
 @pytest.mark.parametrize(
     ("name", "raw", "message"),
     [
-        ("TRUSTED_PROXIES", "10.0.0.1, lb2.example", "IP addresses or CIDR networks"),
-        ("TRUSTED_PROXY", "10.0.0.300", "IP addresses or CIDR networks"),
+        ("TRUSTED_PROXIES", "10.0.0.1, lb_2!", "IP addresses, CIDR networks"),
+        ("TRUSTED_PROXY", "10.0.0.300", "IP addresses, CIDR networks"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33", "IP addresses, CIDR networks"),
         ("TRUSTED_PROXY_HEADERS", "x-forwarded-host", "only x-forwarded-for"),
     ],
 )

@@ -15,7 +15,7 @@ from vector_search.web import (
 )
 from vector_search.web.auth import authenticate
 from vector_search.web.errors import register_error_handlers
-from vector_search.web.proxy import TrustedProxies
+from vector_search.web.proxy import TrustedProxies, resolve_proxies
 from vector_search.web.ratelimit import create_limiter
 
 
@@ -26,7 +26,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # the client's address behind every trusted load balancer (waitress trusts only one)
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
-        app.wsgi_app, settings.proxy_networks, settings.trusted_proxy_headers
+        app.wsgi_app, resolve_proxies(settings.proxies), settings.trusted_proxy_headers
     )
     app.extensions["vector_search"] = services
     request_log.install(app, services.metrics)

@@ -13,8 +13,12 @@ removed, so a forged X-Forwarded-For never reaches the application.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -28,6 +32,32 @@ _FORWARDED_ENVIRON = (
     "HTTP_X_FORWARDED_BY",
     "HTTP_FORWARDED",
 )
+
+
+def resolve_proxies(entries: Iterable[str]) -> tuple[Network, ...]:
+    """Networks of the configured proxies; a host name becomes each of its
+    addresses, looked up once now. A name that does not resolve is logged and
+    left out: its clients then share its address, the service still starts."""
+    out: list[Network] = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            log.error(
+                "trusted proxy name does not resolve; set its address in TRUSTED_PROXIES",
+                extra={"proxy": entry, "error": str(exc)},
+            )
+            continue
+        for info in infos:
+            network = ipaddress.ip_network(str(info[4][0]).split("%", 1)[0])
+            if network not in out:
+                out.append(network)
+    return tuple(out)
 
 
 def parse_address(value: str) -> Address | None:
