@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from vector_search import migrations
+from vector_search import check, migrations
 from vector_search.keys import create_key, generate_key, hash_key, pepper_id
 from vector_search.migrations import KEY_FUNCTIONS, migrate
 from vs_services import Postgres, SettingsFactory, create_database, owner_connection
@@ -172,6 +172,7 @@ def test_upgrade_keeps_old_privileges_for_one_run_then_revokes_them(
         first = migrate(owner, settings)
         assert first.applied == [5, 6]
         assert any("run `vector-search migrate` again" in n for n in first.notes)
+    assert not key_privileges_check(settings).ok  # `vector-search check` says so
     with psycopg.connect(
         postgres.dsn(name, "vs_app", "app-pw"), autocommit=True
     ) as app:
@@ -187,3 +188,9 @@ def test_upgrade_keeps_old_privileges_for_one_run_then_revokes_them(
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute(statement)
+    assert key_privileges_check(settings).ok
+
+
+def key_privileges_check(settings: Any) -> Any:
+    results, _ = check._database(settings)
+    return next(r for r in results if r.name == "api key privileges")
