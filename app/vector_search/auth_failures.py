@@ -26,6 +26,11 @@ import redis
 
 log = logging.getLogger(__name__)
 
+_COUNT_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
 _BACKOFF_SECONDS = 2.0
 _MAX_LOCAL_ADDRESSES = 100_000
 
@@ -55,6 +60,8 @@ class AuthFailures:
         self._lock = threading.Lock()
         # address -> (failures, monotonic end of its window)
         self._local: dict[str, tuple[int, float]] = {}
+        # one atomic step without MULTI (the app's Redis ACL allows EVAL/EVALSHA)
+        self._count = self._r.register_script(_COUNT_SCRIPT)
 
     @property
     def enabled(self) -> bool:
@@ -101,10 +108,7 @@ class AuthFailures:
         who = client_key(remote_addr)
         if self._redis_ok():
             try:
-                pipe = self._r.pipeline(transaction=True)
-                pipe.set(self._key(who), 0, ex=self.window, nx=True)
-                pipe.incr(self._key(who))
-                pipe.execute()
+                self._count(keys=[self._key(who)], args=[self.window])
                 return
             except redis.RedisError as exc:
                 self._redis_failed(exc)

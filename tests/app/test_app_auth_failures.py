@@ -16,11 +16,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+import yaml
 from flask.testing import FlaskClient
 from vector_search.keys import create_key, generate_key
 from vector_search.web.app import create_app
 from vs_services import (
+    REPO,
     Postgres,
+    RedisServer,
     SettingsFactory,
     bearer,
     free_port,
@@ -190,3 +194,42 @@ def test_limit_zero_turns_the_counter_off(db: Any) -> None:
     for _ in range(LIMIT + 3):
         assert post(client, generate_key(), ATTACKER).status_code == 401
     assert db.lookups() - before == LIMIT + 3
+
+
+def test_counts_work_under_the_deployed_redis_acl(
+    db: Any, redis_server: RedisServer
+) -> None:
+    """The app's Redis user may run only the redis role's command list on its
+    key patterns (no MULTI): the shared count must work with exactly that."""
+    defaults = yaml.safe_load(
+        (REPO / "roles" / "redis" / "defaults" / "main.yml").read_text()
+    )
+    rules = ["on", ">acl-test-password", "resetkeys", "-@all"]
+    rules += [f"~{pattern}" for pattern in defaults["redis_app_key_patterns"]]
+    admin = redis.Redis(port=redis_server.port)
+    admin.execute_command("ACL", "SETUSER", "vs_acl_test", *rules)
+    for command in defaults["redis_app_commands"]:
+        try:
+            admin.execute_command("ACL", "SETUSER", "vs_acl_test", f"+{command}")
+        except (
+            redis.ResponseError
+        ) as exc:  # newer than this test Redis (client|setinfo)
+            assert "Unknown command" in str(exc), exc
+    try:
+        client = db.client(
+            REDIS_URL=f"redis://vs_acl_test@127.0.0.1:{redis_server.port}/0",
+            REDIS_PASSWORD="acl-test-password",
+            CACHE_NAMESPACE="vs",
+        )
+        for _ in range(LIMIT):
+            assert post(client, generate_key(), "198.51.100.77").status_code == 401
+        # counted in Redis (not in the per-process fallback), with its window
+        assert int(admin.get("vs:authfail:198.51.100.77") or 0) == LIMIT
+        assert 0 < admin.ttl("vs:authfail:198.51.100.77") <= 60
+        before = db.lookups()
+        assert post(client, generate_key(), "198.51.100.77").status_code == 429
+        assert db.lookups() == before
+    finally:
+        admin.delete("vs:authfail:198.51.100.77")
+        admin.execute_command("ACL", "DELUSER", "vs_acl_test")
+        admin.close()
