@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import redis
@@ -84,6 +85,7 @@ def _database(settings: Settings) -> tuple[list[CheckResult], int | None]:
         )
         if not ok:
             return results, None
+        results.append(_key_privileges(conn, settings))
         try:
             column, detail = searchable_column(
                 conn, settings.embedding_model, settings.embedding_dimension
@@ -115,6 +117,30 @@ def _database(settings: Settings) -> tuple[list[CheckResult], int | None]:
                 )
             )
     return results, dim
+
+
+def _key_privileges(conn: psycopg.Connection[Any], settings: Settings) -> CheckResult:
+    """The runtime role must reach API keys only through the key functions."""
+    row = conn.execute(
+        "SELECT has_table_privilege(current_user, 'api_keys', 'SELECT') "
+        "OR has_any_column_privilege(current_user, 'api_keys', 'UPDATE') "
+        "OR has_table_privilege(current_user, 'api_keys', 'INSERT, DELETE')"
+    ).fetchone()
+    if settings.database_user == settings.database_owner_user or not (row and row[0]):
+        return CheckResult(
+            "api key privileges",
+            True,
+            f"{settings.database_user} reaches API keys only through the key functions"
+            if settings.database_user != settings.database_owner_user
+            else "the API connects as the owner role (no separate runtime role)",
+        )
+    return CheckResult(
+        "api key privileges",
+        False,
+        f"{settings.database_user} can still read or change api_keys directly "
+        "(the previous release's privileges, kept during an upgrade)",
+        "once every instance runs this release: vector-search migrate (as the owner role)",
+    )
 
 
 def _redis(settings: Settings) -> list[CheckResult]:

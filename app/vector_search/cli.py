@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -20,10 +21,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(env_file=args.env_file)
 
 
+def waitress_options(settings: Settings) -> dict[str, object]:
+    """How ``serve`` runs waitress. X-Forwarded-* from the trusted proxies
+    (TRUSTED_PROXIES, any number of load balancers) are applied by the app's own
+    middleware (web/proxy.py), which drops them from every other peer; waitress's
+    trusted_proxy would take only one address, and without one waitress 3 strips
+    the headers itself unless told not to."""
+    from vector_search.web.server import body_limit_options
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "threads": settings.threads,
+        "connection_limit": settings.connection_limit,
+        "channel_timeout": settings.channel_timeout,
+        "ident": f"vector-search/{__version__}",
+        "clear_untrusted_proxy_headers": False,
+        # MAX_BODY_BYTES, as Flask's MAX_CONTENT_LENGTH: one limit, a JSON 413 above it
+        **body_limit_options(settings.max_body_bytes),
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from vector_search.logging_setup import configure_logging
     from vector_search.web.app import create_app
-    from vector_search.web.server import body_limit_options, serve
+    from vector_search.web.server import serve
 
     overrides = {"PORT": str(args.port)} if args.port else {}
     if args.host:
@@ -31,20 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(env_file=args.env_file, overrides=overrides)
     configure_logging(settings.log_level)
     app = create_app(settings)
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        "threads": settings.threads,
-        "connection_limit": settings.connection_limit,
-        "channel_timeout": settings.channel_timeout,
-        "ident": f"vector-search/{__version__}",
-        "clear_untrusted_proxy_headers": True,
-        # MAX_BODY_BYTES, as Flask's MAX_CONTENT_LENGTH: one limit, a JSON 413 above it
-        **body_limit_options(settings.max_body_bytes),
-    }
-    if settings.trusted_proxy:
-        options["trusted_proxy"] = settings.trusted_proxy
-        options["trusted_proxy_headers"] = set(settings.trusted_proxy_headers)
+    options = waitress_options(settings)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # waitress closes its server and waits for busy threads
@@ -147,10 +156,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from vector_search.db import connect_owner
-    from vector_search.keys import create_key, list_keys, pepper_usage, revoke_key
+    from vector_search.keys import (
+        create_key,
+        list_keys,
+        pepper_usage,
+        revoke_key,
+        set_expiry,
+    )
 
     settings = _settings(args)
+    if args.keys_command in ("create", "expiry"):
+        try:
+            expires_at = _expiry_of(args, settings)
+        except ValueError as exc:
+            print(f"keys {args.keys_command}: {exc}", file=sys.stderr)
+            return 2
     with connect_owner(settings, register=False) as conn:
+        if args.keys_command == "expiry":
+            if set_expiry(conn, args.id, expires_at):
+                print(f"key {args.id} {_expiry_text(expires_at)}")
+                return 0
+            print(f"keys expiry: no active key with id {args.id}", file=sys.stderr)
+            return 1
         if args.keys_command == "create":
             if args.count < 1:
                 print("keys create: --count must be at least 1", file=sys.stderr)
@@ -163,12 +190,20 @@ def cmd_keys(args: argparse.Namespace) -> int:
             created = []
             for owner in owners:
                 try:
-                    key_id, key = create_key(conn, args.role, owner, settings.peppers)
+                    key_id, key = create_key(
+                        conn, args.role, owner, settings.peppers, expires_at
+                    )
                 except ValueError as exc:
                     print(f"keys create: {exc}", file=sys.stderr)
                     return 2
                 created.append(
-                    {"id": key_id, "key": key, "role": args.role, "owner": owner}
+                    {
+                        "id": key_id,
+                        "key": key,
+                        "role": args.role,
+                        "owner": owner,
+                        "expires_at": expires_at.isoformat() if expires_at else None,
+                    }
                 )
             for record in created:
                 if args.json:
@@ -183,12 +218,23 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.keys_command == "list":
             records = list_keys(conn)
             if args.json:
-                print(json.dumps([{**r.__dict__} for r in records], default=str))
+                print(
+                    json.dumps(
+                        [{**r.__dict__, "status": r.status()} for r in records],
+                        default=str,
+                    )
+                )
             else:
-                print("ID\tPREFIX\tROLE\tOWNER\tCREATED\tREVOKED\tLAST_USED")
+                print(
+                    "ID\tPREFIX\tROLE\tOWNER\tSTATUS\tCREATED\tEXPIRES\tREVOKED\tLAST_USED"
+                )
                 for r in records:
+                    expires = (
+                        f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "never"
+                    )
                     print(
-                        f"{r.id}\t{r.key_prefix}…\t{r.role}\t{r.owner}\t{r.created_at:%Y-%m-%d %H:%M}\t"
+                        f"{r.id}\t{r.key_prefix}…\t{r.role}\t{r.owner}\t{r.status()}\t"
+                        f"{r.created_at:%Y-%m-%d %H:%M}\t{expires}\t"
                         f"{r.revoked_at or '-'}\t{r.last_used_at or '-'}"
                     )
             return 0
@@ -215,6 +261,38 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return 0
         print(f"keys revoke: no active key with id {args.id}", file=sys.stderr)
         return 1
+
+
+def _expiry_of(args: argparse.Namespace, settings: Settings) -> datetime | None:
+    """The expiry the options ask for; ``keys create`` without one: the role's default."""
+    from vector_search.keys import default_expiry, parse_expiry_date, parse_lifetime
+
+    if args.no_expiry:
+        return None
+    if args.expires_in:
+        return datetime.now(UTC) + parse_lifetime(args.expires_in)
+    if args.expires:
+        return parse_expiry_date(args.expires)
+    if args.keys_command == "create":
+        return default_expiry(settings.key_expiry_days(args.role))
+    raise ValueError("give --expires-in, --expires or --no-expiry")
+
+
+def _expiry_text(expires_at: datetime | None) -> str:
+    return f"expires {expires_at.isoformat()}" if expires_at else "does not expire"
+
+
+def _add_expiry_options(parser: argparse.ArgumentParser, default: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--expires-in", metavar="LIFETIME", help=f"e.g. 90d, 12w, 1y, 36h ({default})"
+    )
+    group.add_argument(
+        "--expires",
+        metavar="DATE",
+        help="last day the key works (UTC), e.g. 2027-06-30, or an ISO date-time with zone",
+    )
+    group.add_argument("--no-expiry", action="store_true", help="the key never expires")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -360,6 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="create N keys, owners OWNER-1..OWNER-N (one JSON object per line)",
     )
     create.add_argument("--json", action="store_true")
+    _add_expiry_options(
+        create, "default: API_KEY_EXPIRY_DAYS_<ROLE>, e.g. 365 days for students"
+    )
+    expiry = keys_sub.add_parser(
+        "expiry", help="change an active key's expiry (or make it never expire)"
+    )
+    expiry.add_argument("id", type=int)
+    _add_expiry_options(expiry, "from now")
     lst = keys_sub.add_parser("list")
     lst.add_argument("--json", action="store_true")
     peppers = keys_sub.add_parser(

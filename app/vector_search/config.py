@@ -168,6 +168,45 @@ def _peppers(name: str, raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    """Addresses, CIDR networks or host names (resolved when the app starts),
+    comma- or space-separated; normalised (an address becomes a /32 or /128)."""
+    out: list[str] = []
+    for word in re.split(r"[,\s]+", raw.strip()):
+        if not word:
+            continue
+        try:
+            entry = str(ipaddress.ip_network(word.strip("[]"), strict=False))
+        except ValueError:
+            entry = word.lower().rstrip(".")
+            if not _HOSTNAME.match(entry) or entry.replace(".", "").isdigit():
+                raise ConfigError(
+                    f"{name} must list IP addresses, CIDR networks (e.g. 10.20.0.51, "
+                    f"10.20.0.0/24) or host names, got {word!r}"
+                ) from None
+        if entry not in out:
+            out.append(entry)
+    return tuple(out)
+
+
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto")
+
+
+def _proxy_headers(name: str, raw: str) -> tuple[str, ...]:
+    words = _words(name, raw)
+    unknown = [w for w in words if w not in PROXY_HEADERS]
+    if unknown:
+        raise ConfigError(
+            f"{name}: only {' and '.join(PROXY_HEADERS)} are supported, got {', '.join(unknown)}"
+        )
+    return words
+
+
 SETTINGS: tuple[Spec, ...] = (
     # HTTP server
     Spec("HOST", "127.0.0.1", "address waitress binds to", _nonempty),
@@ -181,16 +220,25 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("CONNECTION_LIMIT", "100", "waitress connection_limit", _int(1, 100_000)),
     Spec("CHANNEL_TIMEOUT", "30", "waitress channel_timeout, seconds", _int(1, 3600)),
     Spec(
+        "TRUSTED_PROXIES",
+        "",
+        "addresses or CIDR networks of the reverse proxies (every load balancer) whose "
+        "X-Forwarded-For/-Proto count, comma- or space-separated (host names are resolved at "
+        "start); the client is the rightmost untrusted X-Forwarded-For hop; from any other peer "
+        "the headers are dropped",
+        _proxies,
+    ),
+    Spec(
         "TRUSTED_PROXY",
         "",
-        "address of the reverse proxy whose X-Forwarded-* headers count",
-        _str,
+        "deprecated name of TRUSTED_PROXIES (same format); both lists are trusted",
+        _proxies,
     ),
     Spec(
         "TRUSTED_PROXY_HEADERS",
         "x-forwarded-for x-forwarded-proto",
-        "headers trusted from TRUSTED_PROXY",
-        _words,
+        "headers taken from a trusted proxy: x-forwarded-for and/or x-forwarded-proto",
+        _proxy_headers,
     ),
     Spec(
         "MAX_BODY_BYTES",
@@ -433,6 +481,55 @@ SETTINGS: tuple[Spec, ...] = (
         "rewrite the hash of a key found with a previous pepper using API_KEY_PEPPER",
         _bool,
     ),
+    Spec(
+        "AUTH_FAILURE_LIMIT",
+        "20",
+        "failed API key authentications a client address (IPv6: its /64) may have per "
+        "AUTH_FAILURE_WINDOW before its keyed requests get 429 without a key lookup (0: no limit)",
+        _int(0, 1_000_000),
+    ),
+    Spec(
+        "AUTH_FAILURE_WINDOW",
+        "300",
+        "seconds over which failed authentications are counted (Redis; per process while Redis is down)",
+        _int(1, 86400),
+    ),
+    Spec(
+        "API_KEY_EXPIRY_DAYS_STUDENT",
+        "365",
+        "default lifetime in days of a new student key (keys create; 0: no expiry): one academic year",
+        _int(0, 36500),
+    ),
+    Spec(
+        "API_KEY_EXPIRY_DAYS_STAFF",
+        "365",
+        "default lifetime in days of a new staff key (0: no expiry): reviewed yearly",
+        _int(0, 36500),
+    ),
+    Spec(
+        "API_KEY_EXPIRY_DAYS_ACADEMIC",
+        "365",
+        "default lifetime in days of a new academic key (0: no expiry): reviewed yearly",
+        _int(0, 36500),
+    ),
+    Spec(
+        "API_KEY_EXPIRY_DAYS_ADMIN",
+        "90",
+        "default lifetime in days of a new admin key (0: no expiry): the most powerful keys live shortest",
+        _int(0, 36500),
+    ),
+    Spec(
+        "API_KEY_EXPIRY_WARNING_DAYS",
+        "14",
+        "active keys expiring within this many days are counted in vector_search_api_keys_expiring_soon",
+        _int(1, 3650),
+    ),
+    Spec(
+        "API_KEY_STATS_TTL",
+        "300",
+        "seconds each process reuses its key expiry counts for /metrics (one small query per TTL)",
+        _int(10, 86400),
+    ),
     # Search
     Spec(
         "SEARCH_CANDIDATES",
@@ -506,7 +603,8 @@ class Settings:
     threads: int
     connection_limit: int
     channel_timeout: int
-    trusted_proxy: str
+    trusted_proxies: tuple[str, ...]
+    trusted_proxy: tuple[str, ...]
     trusted_proxy_headers: tuple[str, ...]
     max_body_bytes: int
     log_level: str
@@ -553,6 +651,14 @@ class Settings:
     api_key_pepper: str
     api_key_pepper_previous: tuple[str, ...]
     api_key_rehash: bool
+    auth_failure_limit: int
+    auth_failure_window: int
+    api_key_expiry_days_student: int
+    api_key_expiry_days_staff: int
+    api_key_expiry_days_academic: int
+    api_key_expiry_days_admin: int
+    api_key_expiry_warning_days: int
+    api_key_stats_ttl: int
     search_candidates: int
     rrf_k: int
     fusion: str
@@ -578,6 +684,20 @@ class Settings:
         return Peppers(
             self.api_key_pepper, self.api_key_pepper_previous, self.api_key_rehash
         )
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """Every trusted proxy: TRUSTED_PROXIES plus the deprecated TRUSTED_PROXY."""
+        return self.trusted_proxies + tuple(
+            n for n in self.trusted_proxy if n not in self.trusted_proxies
+        )
+
+    def key_expiry_days(self, role: str) -> int:
+        """Default lifetime of a new key of this role in days (0: no expiry)."""
+        value = getattr(self, f"api_key_expiry_days_{role}", None)
+        if value is None:
+            raise ValueError(f"unknown role {role!r}")
+        return int(value)
 
     @property
     def runtime_role(self) -> str:

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from vector_search import __version__
 
+AUTH_FAILURE_REASONS = ("malformed", "unknown", "revoked", "expired", "missing")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -94,6 +95,21 @@ class Metrics:
             "Failed embedder requests",
             registry=r,
         )
+        self.auth_failures = Counter(
+            "vector_search_auth_failures_total",
+            "Failed authentications by reason: malformed (not a key's format, no lookup), "
+            "unknown, revoked, expired, missing (no key where one is required)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason=reason)
+        self.auth_blocked = Counter(
+            "vector_search_auth_blocked_total",
+            "Keyed requests refused with 429 before any lookup: their address had "
+            "AUTH_FAILURE_LIMIT failed authentications in AUTH_FAILURE_WINDOW",
+            registry=r,
+        )
         self.dependency_up = Gauge(
             "vector_search_dependency_up",
             "Result of the last deep health check per component",
@@ -111,3 +127,43 @@ class Metrics:
 
     def watch_pool(self, stats: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(PoolCollector(stats))
+
+    def watch_keys(self, summary: Callable[[], list[Any] | None]) -> None:
+        self.registry.register(KeyExpiryCollector(summary))
+
+
+_KEY_GAUGES = (
+    ("vector_search_api_keys_active", "active", "Active API keys per role"),
+    (
+        "vector_search_api_keys_expiring_soon",
+        "expiring_soon",
+        "Active API keys per role that expire within API_KEY_EXPIRY_WARNING_DAYS",
+    ),
+    (
+        "vector_search_api_keys_without_expiry",
+        "without_expiry",
+        "Active API keys per role that never expire",
+    ),
+)
+
+
+class KeyExpiryCollector(Collector):
+    """Key counts per role from a cached summary (keys.KeyStats); nothing while
+    the summary has never been read."""
+
+    def __init__(self, summary: Callable[[], list[Any] | None]) -> None:
+        self._summary = summary
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name, _, doc in _KEY_GAUGES:
+            yield GaugeMetricFamily(name, doc, labels=["role"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = self._summary()
+        if rows is None:
+            return
+        for name, attribute, doc in _KEY_GAUGES:
+            family = GaugeMetricFamily(name, doc, labels=["role"])
+            for row in rows:
+                family.add_metric([row.role], float(getattr(row, attribute)))
+            yield family

@@ -3,8 +3,8 @@
 Applied versions are recorded in ``schema_migrations``. After the versioned
 steps, ``migrate`` re-applies the repeatable parts: the optional
 ``query_performance`` view (needs pg_stat_statements) and the runtime role's
-grants (least privilege: read the corpus, read keys, stamp last use and
-rehash a key found with a previous pepper).
+grants (least privilege: read the corpus; API keys only through the SECURITY
+DEFINER functions of migration 6, never the table itself).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from vector_search.config import Settings
+from vector_search.roles import KEY_ROLES
 
 LOCK_KEY = 741_852_963
 
@@ -337,11 +338,143 @@ def _v4(settings: Settings) -> list[sql.SQL | sql.Composed]:
     ]
 
 
+def _v5(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """Key expiry (NULL: never). Keys active at migration time get their role's
+    default lifetime (API_KEY_EXPIRY_DAYS_<ROLE>) counted from the migration, so
+    every key ends some day and none ends sooner than a new key of its role
+    would; a role whose default is 0 keeps its keys without expiry. The table is
+    small (one row per key): adding a nullable column without a default only
+    changes the catalogue, and lock_timeout keeps the brief lock from queueing
+    behind a long transaction (migrate fails and can simply be run again)."""
+    days = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(
+            sql.Literal(role), sql.Literal(settings.key_expiry_days(role))
+        )
+        for role in KEY_ROLES
+    )
+    return [
+        sql.SQL("SET LOCAL lock_timeout = '5s'"),
+        sql.SQL("ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at timestamptz"),
+        sql.SQL(
+            "COMMENT ON COLUMN api_keys.expires_at IS 'the key is refused from this time on; "
+            "NULL: it does not expire'"
+        ),
+        sql.SQL("""
+        UPDATE api_keys SET expires_at = now() + make_interval(days => d.days)
+        FROM (SELECT id, CASE role {days} ELSE 0 END AS days FROM api_keys) AS d
+        WHERE api_keys.id = d.id AND d.days > 0
+          AND api_keys.revoked_at IS NULL AND api_keys.expires_at IS NULL""").format(
+            days=days
+        ),
+    ]
+
+
+_SECURE = sql.SQL("SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp")
+KEY_FUNCTIONS = (
+    "api_key_lookup(text[], text[])",
+    "api_key_rehash(bigint, text, text, text)",
+    "api_key_expiry_summary(interval)",
+)
+KEY_FUNCTIONS_VERSION = 6
+
+
+def _v6(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """Least privilege for API keys: the runtime role calls these functions (owned
+    by the schema owner, fixed search_path) instead of reading or writing
+    api_keys; it can no longer read stored hashes nor change a key it does not
+    hold."""
+    statements: list[sql.SQL | sql.Composed] = [
+        sql.SQL("""
+        CREATE OR REPLACE FUNCTION api_key_lookup(candidate_hashes text[], candidate_pepper_ids text[])
+        RETURNS TABLE (key_id bigint, key_role text, key_owner text, matched_hash text,
+                       key_expires_at timestamptz, key_status text)
+        LANGUAGE plpgsql VOLATILE STRICT {secure} AS $$
+        DECLARE
+            k record;
+            used_pepper text;
+        BEGIN
+            SELECT a.id, a.role, a.owner, a.key_hash, a.expires_at, a.revoked_at,
+                   a.last_used_at, a.pepper_id
+              INTO k
+              FROM public.api_keys a
+             WHERE a.key_hash = ANY (candidate_hashes)
+             LIMIT 1;
+            IF NOT FOUND THEN
+                RETURN;
+            END IF;
+            IF k.revoked_at IS NOT NULL THEN
+                RETURN QUERY SELECT k.id, NULL::text, NULL::text, k.key_hash, k.expires_at, 'revoked'::text;
+                RETURN;
+            END IF;
+            IF k.expires_at IS NOT NULL AND k.expires_at <= now() THEN
+                RETURN QUERY SELECT k.id, NULL::text, NULL::text, k.key_hash, k.expires_at, 'expired'::text;
+                RETURN;
+            END IF;
+            used_pepper := left(candidate_pepper_ids[array_position(candidate_hashes, k.key_hash)], 64);
+            IF k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
+               OR k.pepper_id IS DISTINCT FROM used_pepper THEN
+                UPDATE public.api_keys SET last_used_at = now(), pepper_id = used_pepper
+                 WHERE id = k.id;
+            END IF;
+            RETURN QUERY SELECT k.id, k.role, k.owner, k.key_hash, k.expires_at, 'active'::text;
+        END $$""").format(secure=_SECURE),
+        sql.SQL(
+            "COMMENT ON FUNCTION api_key_lookup(text[], text[]) IS 'the key whose stored hash "
+            "is one of the candidates (a presented key hashed with each accepted pepper): id, "
+            "role, owner, matched hash, expiry, status (active, revoked, expired); stamps an "
+            "active key''s last use at most once a minute and the pepper its hash used'"
+        ),
+        sql.SQL("""
+        CREATE OR REPLACE FUNCTION api_key_rehash(p_key_id bigint, p_current_hash text,
+                                                  p_new_hash text, p_new_pepper_id text)
+        RETURNS boolean
+        LANGUAGE plpgsql VOLATILE {secure} AS $$
+        BEGIN
+            IF p_new_hash IS NULL OR p_new_hash !~ '^[0-9a-f]{{64}}$' THEN
+                RAISE EXCEPTION 'api_key_rehash: the new hash must be 64 lower-case hex digits'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            UPDATE public.api_keys
+               SET key_hash = p_new_hash, pepper_id = left(p_new_pepper_id, 64), last_used_at = now()
+             WHERE id = p_key_id AND key_hash = p_current_hash AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > now());
+            RETURN FOUND;
+        END $$""").format(secure=_SECURE),
+        sql.SQL(
+            "COMMENT ON FUNCTION api_key_rehash(bigint, text, text, text) IS 'replaces an "
+            "active key''s hash (pepper rotation) only when the caller supplies its current "
+            "stored hash, which proves it holds the key; false: nothing changed'"
+        ),
+        sql.SQL("""
+        CREATE OR REPLACE FUNCTION api_key_expiry_summary(p_within interval)
+        RETURNS TABLE (key_role text, active bigint, expiring bigint, without_expiry bigint)
+        LANGUAGE sql STABLE {secure} AS $$
+            SELECT a.role, count(*),
+                   count(*) FILTER (WHERE a.expires_at <= now() + p_within),
+                   count(*) FILTER (WHERE a.expires_at IS NULL)
+              FROM public.api_keys a
+             WHERE a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > now())
+             GROUP BY a.role
+        $$""").format(secure=_SECURE),
+        sql.SQL(
+            "COMMENT ON FUNCTION api_key_expiry_summary(interval) IS 'active keys per role: "
+            "all, expiring within the interval, without expiry (counts only, for /metrics)'"
+        ),
+    ]
+    statements += [
+        sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(sql.SQL(f))
+        for f in KEY_FUNCTIONS
+    ]
+    return statements
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1),
     Migration(2, "bm25 term statistics", _v2),
     Migration(3, "api key pepper fingerprints", _v3),
     Migration(4, "embedding column registry", _v4, _v4_check),
+    Migration(5, "api key expiry", _v5),
+    Migration(KEY_FUNCTIONS_VERSION, "api key functions for the runtime role", _v6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -508,20 +641,36 @@ def _grant_runtime(
             "GRANT SELECT ON documents, document_chunks, schema_migrations, lexeme_stats, "
             "corpus_stats TO {}"
         ).format(ident),
-        sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
         # searches look up the column of their model (vector_search.columns)
         sql.SQL("REVOKE ALL ON embedding_columns, content_hash_basis FROM {}").format(
             ident
         ),
         sql.SQL("GRANT SELECT ON embedding_columns TO {}").format(ident),
-        # Stamp last use; rehash a key found with a previous pepper (keys.lookup_key).
-        sql.SQL(
-            "GRANT UPDATE (last_used_at, key_hash, pepper_id) ON api_keys TO {}"
-        ).format(ident),
+        # API keys only through the SECURITY DEFINER functions (keys.py, migration 6)
+        *(
+            sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(sql.SQL(f))
+            for f in KEY_FUNCTIONS
+        ),
+        sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+            sql.SQL(", ").join(sql.SQL(f) for f in KEY_FUNCTIONS), ident
+        ),
         sql.SQL("GRANT SELECT ON {} TO {}").format(
             sql.SQL(", ").join(sql.Identifier(v) for v in views), ident
         ),
     ]
+    # Expand, then contract: the release that brings the functions keeps the
+    # previous release's direct key privileges while its instances still run
+    # (a rolling upgrade restarts them after this migrate); the next migrate
+    # run takes them away.
+    held = _holds_key_privileges(conn, role)
+    legacy = KEY_FUNCTIONS_VERSION in report.applied and held
+    if legacy:
+        statements += [
+            sql.SQL("GRANT SELECT ON api_keys TO {}").format(ident),
+            sql.SQL(
+                "GRANT UPDATE (last_used_at, key_hash, pepper_id) ON api_keys TO {}"
+            ).format(ident),
+        ]
     with conn.transaction():
         for statement in statements:
             conn.execute(statement)
@@ -537,5 +686,25 @@ def _grant_runtime(
             f"could not GRANT CONNECT to {role}: the database owner must do it"
         )
     report.notes.append(
-        f"runtime role {role}: read-only corpus, read keys, stamp last use, rehash keys"
+        f"runtime role {role}: read-only corpus; API keys only through "
+        "api_key_lookup, api_key_rehash and api_key_expiry_summary"
     )
+    if held and not legacy:
+        report.notes.append(
+            f"revoked the previous release's direct privileges on api_keys from {role}"
+        )
+    if legacy:
+        report.notes.append(
+            f"runtime role {role} keeps SELECT on api_keys and UPDATE of its hashes for "
+            "instances of the previous release until they restart: run `vector-search "
+            "migrate` again once every instance runs this release, which revokes them"
+        )
+
+
+def _holds_key_privileges(conn: psycopg.Connection[Any], role: str) -> bool:
+    row = conn.execute(
+        "SELECT has_table_privilege(%s, 'api_keys', 'SELECT') "
+        "OR has_any_column_privilege(%s, 'api_keys', 'UPDATE')",
+        (role, role),
+    ).fetchone()
+    return bool(row and row[0])

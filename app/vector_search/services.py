@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import psycopg_pool
 
+from vector_search.auth_failures import AuthFailures
 from vector_search.cache import Cache, create_client
 from vector_search.config import Settings
 from vector_search.db import create_pool
 from vector_search.embedder import OllamaEmbedder
+from vector_search.keys import KeyStats
 from vector_search.lexical import make_retriever
 from vector_search.metrics import Metrics
 from vector_search.search import SearchEngine
@@ -23,19 +25,28 @@ class Services:
     embedder: OllamaEmbedder
     engine: SearchEngine
     metrics: Metrics
+    auth_failures: AuthFailures
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         metrics = Metrics()
         pool = create_pool(settings)
         metrics.watch_pool(pool.get_stats)
+        metrics.watch_keys(KeyStats(pool, settings).summary)
+        client = create_client(settings)
         return cls(
             settings=settings,
             pool=pool,
-            cache=Cache(create_client(settings), settings, metrics.record_cache),
+            cache=Cache(client, settings, metrics.record_cache),
             embedder=OllamaEmbedder(settings, metrics.observe_embed),
             engine=build_engine(settings),
             metrics=metrics,
+            auth_failures=AuthFailures(
+                client,
+                settings.cache_namespace,
+                settings.auth_failure_limit,
+                settings.auth_failure_window,
+            ),
         )
 
     def close(self) -> None:

@@ -335,3 +335,30 @@ def create_database(pg: Postgres, name: str) -> None:
     with pg.connect(name) as conn:
         conn.execute("CREATE EXTENSION vector")
         conn.execute("CREATE EXTENSION pg_stat_statements")
+
+
+def statement_calls(pg: Postgres, dbname: str, fragment: str) -> int:
+    """How many times statements containing ``fragment`` ran in ``dbname``
+    (pg_stat_statements, read as the superuser): counts real database work."""
+    with pg.connect(dbname) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE d.datname = %s AND s.query LIKE %s",
+            (dbname, f"%{fragment}%"),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def metric_value(client: FlaskClient, name: str, **labels: str) -> float | None:
+    """One sample of the app's /metrics (None: not exported)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                return float(sample.value)
+    return None

@@ -15,6 +15,7 @@ from vector_search.web import (
 )
 from vector_search.web.auth import authenticate
 from vector_search.web.errors import register_error_handlers
+from vector_search.web.proxy import TrustedProxies, resolve_proxies
 from vector_search.web.ratelimit import create_limiter
 
 
@@ -23,6 +24,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app = Flask("vector_search", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # the client's address behind every trusted load balancer (waitress trusts only one)
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, resolve_proxies(settings.proxies), settings.trusted_proxy_headers
+    )
     app.extensions["vector_search"] = services
     request_log.install(app, services.metrics)
     app.before_request(lambda: authenticate(services))

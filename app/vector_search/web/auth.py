@@ -1,11 +1,17 @@
-"""Bearer API keys -> Principal (role, clearance, limits); anonymous when allowed."""
+"""Bearer API keys -> Principal (role, clearance, limits); anonymous when allowed.
+
+Authentication runs before the rate limiter (which needs the principal), so it
+limits its own failures: a token that cannot be a key is refused without a
+database lookup, and a client address with AUTH_FAILURE_LIMIT failures in
+AUTH_FAILURE_WINDOW gets 429 before any lookup (vector_search.auth_failures).
+"""
 
 from __future__ import annotations
 
 from flask import g, request
 
 from vector_search.db import transaction
-from vector_search.keys import lookup_key
+from vector_search.keys import authenticate_key, well_formed
 from vector_search.roles import KEY_ROLES, Principal, anonymous_role
 from vector_search.services import Services
 from vector_search.web.errors import ApiError
@@ -25,6 +31,22 @@ def _unauthorized(message: str) -> ApiError:
     )
 
 
+_MESSAGES = {
+    "malformed": "the Authorization header must be 'Bearer <api key>' with a key "
+    "as issued (vs_ and 43 characters)",
+    "unknown": "invalid or revoked API key",
+    "revoked": "invalid or revoked API key",
+    "expired": "expired: ask for a new key",
+}
+
+
+def _failed(services: Services, reason: str) -> ApiError:
+    services.metrics.auth_failures.labels(reason=reason).inc()
+    if reason != "missing":
+        services.auth_failures.record(request.remote_addr)
+    return _unauthorized(_MESSAGES[reason])
+
+
 def authenticate(services: Services) -> None:
     """before_request hook: sets g.principal for every non-public endpoint."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
@@ -33,19 +55,30 @@ def authenticate(services: Services) -> None:
     header = request.headers.get("Authorization", "")
     if not header:
         if not settings.anonymous_enabled:
+            services.metrics.auth_failures.labels(reason="missing").inc()
             raise _unauthorized("an API key is required (Authorization: Bearer <key>)")
         g.principal = Principal(anonymous_role(settings), None, None)
         return
+    wait = services.auth_failures.blocked_for(request.remote_addr)
+    if wait:
+        services.metrics.auth_blocked.inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many failed authentications from this address; retry after "
+            f"{wait} s with a valid key",
+            headers={"Retry-After": str(wait)},
+        )
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 200:
-        raise _unauthorized("the Authorization header must be 'Bearer <api key>'")
+    if scheme.lower() != "bearer" or not well_formed(token):
+        raise _failed(services, "malformed")
     with transaction(services.pool, settings.database_statement_timeout_ms) as conn:
-        found = lookup_key(conn, token, settings.peppers)
-    if found is None:
-        raise _unauthorized("invalid or revoked API key")
-    key_id, role_name, owner = found
-    g.principal = Principal(KEY_ROLES[role_name], key_id, owner)
+        found = authenticate_key(conn, token, settings.peppers)
+    if not found.ok:
+        raise _failed(services, found.status)
+    assert found.key_id is not None and found.role is not None
+    g.principal = Principal(KEY_ROLES[found.role], found.key_id, found.owner)
 
 
 def current_principal() -> Principal:

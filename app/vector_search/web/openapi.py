@@ -20,11 +20,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Invalid request",
-        401: "Missing, invalid or revoked API key",
+        401: "Missing, malformed, invalid, revoked or expired API key",
         403: "Role not allowed",
         413: "Body too large",
         415: "Content-Type is not application/json",
-        429: "Rate limit exceeded (Retry-After, X-RateLimit-* headers)",
+        429: "Rate limit exceeded, or too many failed authentications from this address (Retry-After; X-RateLimit-* headers for role limits)",
         503: "A dependency is unavailable (Retry-After header)",
     }
     return {str(c): _json(_ERROR, text[c]) for c in codes}
