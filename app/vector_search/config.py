@@ -296,6 +296,14 @@ SETTINGS: tuple[Spec, ...] = (
         _float(0.1, 120),
     ),
     Spec(
+        "DATABASE_RETRY_SECONDS",
+        "5",
+        "seconds an API request keeps retrying its (repeatable) database work on a fresh "
+        "connection when the connection is lost or refused, e.g. while PostgreSQL or "
+        "PgBouncer restarts; then 503 + Retry-After. 0: no retry",
+        _float(0, 60),
+    ),
+    Spec(
         "DATABASE_STATEMENT_TIMEOUT_MS",
         "5000",
         "per-transaction statement_timeout (SET LOCAL)",
@@ -618,6 +626,7 @@ class Settings:
     database_pool_min: int
     database_pool_max: int
     database_pool_timeout: float
+    database_retry_seconds: float
     database_statement_timeout_ms: int
     database_prepare_threshold: int | None
     database_owner_user: str

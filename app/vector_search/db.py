@@ -7,9 +7,11 @@ and nothing leaks between PgBouncer transaction-mode clients.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -18,6 +20,9 @@ from pgvector.psycopg import register_vector
 from vector_search.columns import application_name
 from vector_search.config import Settings
 from vector_search.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -68,6 +73,44 @@ def transaction(
         raise DatabaseUnavailable(
             f"database unavailable: {type(exc).__name__}"
         ) from exc
+
+
+def _connection_lost(exc: DatabaseUnavailable) -> bool:
+    """The connection was lost or refused (a restart), not a slow or bad statement."""
+    cause = exc.__cause__
+    return isinstance(cause, psycopg.OperationalError) and not isinstance(
+        cause, psycopg.errors.QueryCanceled
+    )
+
+
+def run_in_transaction(
+    pool: psycopg_pool.ConnectionPool,
+    work: Callable[[psycopg.Connection[Any]], T],
+    statement_timeout_ms: int = 0,
+    retry_seconds: float = 0.0,
+) -> T:
+    """``work(conn)`` in one transaction; when the connection to the database is
+    lost or refused (PostgreSQL or PgBouncer restarting), run it again on a fresh
+    connection, backing off, for up to ``retry_seconds``; then DatabaseUnavailable.
+
+    Only for work that is safe to repeat: reads, and idempotent writes such as the
+    API key's last-use stamp. A statement timeout or a pool timeout is not retried
+    (repeating it would only add load)."""
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.1
+    while True:
+        try:
+            with transaction(pool, statement_timeout_ms) as conn:
+                return work(conn)
+        except DatabaseUnavailable as exc:
+            if not _connection_lost(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.info(
+                "database connection lost; retrying",
+                extra={"error": str(exc.__cause__)[:200], "retry_in_s": delay},
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def connect_owner(settings: Settings, register: bool = True) -> psycopg.Connection[Any]:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,6 +57,7 @@ default_pool_size = 2
 max_client_conn = 50
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
+server_login_retry = 1
 """
     )
     args = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
@@ -138,3 +140,69 @@ def test_search_through_pgbouncer_transaction_mode(
     # the server connections: what `reindex finish` checks before dropping a column
     with owner_connection(postgres, main_db) as conn:
         assert connections(conn).get("vector-search all-minilm/384", 0) >= 1
+
+
+def _search_while_restarting(
+    client: FlaskClient, key: str, postgres: Postgres
+) -> dict[str, int]:
+    """Searches from three threads before, during and after a PostgreSQL restart
+    behind PgBouncer (its client connections stay up, the server's go away):
+    status counts."""
+    statuses: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(n: int) -> None:
+        own = client.application.test_client()
+        while not stop.is_set():
+            response = own.post(
+                "/api/search",
+                json={"query": ["eduroam wifi", "library loans"][n % 2]},
+                headers=bearer(key),
+            )
+            with lock:
+                status = str(response.status_code)
+                statuses[status] = statuses.get(status, 0) + 1
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    postgres.restart()
+    time.sleep(2.0)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    return statuses
+
+
+def test_searches_ride_out_a_postgresql_restart(
+    pgbouncer: int,
+    make_client: Callable[..., FlaskClient],
+    api_keys: dict[str, str],
+    postgres: Postgres,
+) -> None:
+    """A PostgreSQL restart behind PgBouncer: in-flight and new searches (and
+    their key lookups) retry on a fresh connection (DATABASE_RETRY_SECONDS) and
+    answer 200; without the retry the same restart answers 503s."""
+    settings = {
+        "DATABASE_PORT": str(pgbouncer),
+        "DATABASE_PREPARE_THRESHOLD": "none",
+        "CACHE_ENABLED": "false",
+        "THREADS": "4",
+    }
+    retrying = make_client(**settings, DATABASE_RETRY_SECONDS="5")
+    assert retrying.post(
+        "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
+    ).status_code == 200
+    with_retry = _search_while_restarting(retrying, api_keys["staff"], postgres)
+    assert set(with_retry) == {"200"}, with_retry
+    assert with_retry["200"] > 20
+
+    once = make_client(**settings, DATABASE_RETRY_SECONDS="0")
+    assert once.post(
+        "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
+    ).status_code == 200
+    without_retry = _search_while_restarting(once, api_keys["staff"], postgres)
+    assert without_retry.get("503", 0) > 0, without_retry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from vector_search.db import transaction
+from vector_search.db import run_in_transaction
 from vector_search.keys import authenticate_key, well_formed
 from vector_search.roles import KEY_ROLES, Principal, anonymous_role
 from vector_search.services import Services
@@ -73,8 +73,12 @@ def authenticate(services: Services) -> None:
     token = token.strip()
     if scheme.lower() != "bearer" or not well_formed(token):
         raise _failed(services, "malformed")
-    with transaction(services.pool, settings.database_statement_timeout_ms) as conn:
-        found = authenticate_key(conn, token, settings.peppers)
+    found = run_in_transaction(
+        services.pool,
+        lambda conn: authenticate_key(conn, token, settings.peppers),
+        settings.database_statement_timeout_ms,
+        settings.database_retry_seconds,
+    )
     if not found.ok:
         raise _failed(services, found.status)
     assert found.key_id is not None and found.role is not None

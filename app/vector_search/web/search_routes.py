@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_limiter import Limiter
 
 from vector_search.cache import digest
-from vector_search.db import transaction
+from vector_search.db import run_in_transaction
 from vector_search.search import public_result
 from vector_search.services import Services
 from vector_search.web.auth import current_principal
@@ -68,12 +68,14 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
         search_started = time.perf_counter()
         vector = query_vector(services, search_request.query)
         db_started = time.perf_counter()
-        with transaction(
-            services.pool, services.settings.database_statement_timeout_ms
-        ) as conn:
-            results = services.engine.run(
+        results = run_in_transaction(
+            services.pool,
+            lambda conn: services.engine.run(
                 conn, search_request, vector, clearance, max_results
-            )
+            ),
+            services.settings.database_statement_timeout_ms,
+            services.settings.database_retry_seconds,
+        )
         services.metrics.db_seconds.observe(time.perf_counter() - db_started)
         if not principal.role.can_admin:
             # lexical detail counts restricted chunks: admins only (search.public_result)
