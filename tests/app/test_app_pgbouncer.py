@@ -193,16 +193,22 @@ def test_searches_ride_out_a_postgresql_restart(
         "THREADS": "4",
     }
     retrying = make_client(**settings, DATABASE_RETRY_SECONDS="5")
-    assert retrying.post(
-        "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
-    ).status_code == 200
+    assert (
+        retrying.post(
+            "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
+        ).status_code
+        == 200
+    )
     with_retry = _search_while_restarting(retrying, api_keys["staff"], postgres)
     assert set(with_retry) == {"200"}, with_retry
     assert with_retry["200"] > 20
 
     once = make_client(**settings, DATABASE_RETRY_SECONDS="0")
-    assert once.post(
-        "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
-    ).status_code == 200
+    assert (
+        once.post(
+            "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
+        ).status_code
+        == 200
+    )
     without_retry = _search_while_restarting(once, api_keys["staff"], postgres)
     assert without_retry.get("503", 0) > 0, without_retry
