@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 from pgvector.psycopg import register_vector
+from psycopg_pool.base import AttemptWithBackoff
 
 from vector_search.columns import application_name
 from vector_search.config import Settings
@@ -29,13 +30,40 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     register_vector(conn)
 
 
+class CappedBackoff(AttemptWithBackoff):
+    """Reconnect attempts 0.2 s apart, doubling to at most 1 s.
+
+    psycopg_pool's own backoff starts at 1 s and doubles without a bound, so after
+    a two-second PostgreSQL restart behind PgBouncer (which refuses logins for
+    server_login_retry after a failed one) an instance could wait 7-15 s for its
+    first new connection and answer 503 all that time."""
+
+    INITIAL_DELAY = 0.2
+    MAX_DELAY = 1.0
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY)
+
+
+class Pool(psycopg_pool.ConnectionPool):
+    """A ConnectionPool whose reconnect attempts use CappedBackoff."""
+
+    def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        if attempt is None:
+            attempt = CappedBackoff(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing=growing)
+
+
 def create_pool(settings: Settings) -> psycopg_pool.ConnectionPool:
     """A pool sized to the waitress threads; opened lazily so startup never blocks on the DB.
 
     Its connections announce the instance's embedding model as application_name
     (``vector-search MODEL/DIMENSION``): ``reindex finish`` refuses to drop a
     column that connected instances still search."""
-    pool = psycopg_pool.ConnectionPool(
+    pool = Pool(
         settings.conninfo(owner=False),
         min_size=min(settings.database_pool_min, settings.pool_max),
         max_size=settings.pool_max,
@@ -56,28 +84,48 @@ def create_pool(settings: Settings) -> psycopg_pool.ConnectionPool:
     return pool
 
 
+def _protocol_lost(exc: BaseException) -> bool:
+    """psycopg lost track of the protocol: PgBouncer answered a BEGIN or COMMIT
+    with an extra error for a server connection that went away mid-command
+    ("received 2 results from command 'COMMIT'"). The connection cannot be used
+    again; the work can be repeated on another one."""
+    return isinstance(exc, psycopg.InternalError) and "results from command" in str(exc)
+
+
 @contextmanager
 def transaction(
     pool: psycopg_pool.ConnectionPool, statement_timeout_ms: int = 0
 ) -> Iterator[psycopg.Connection[Any]]:
     """One transaction from the pool; connection problems become DatabaseUnavailable."""
     try:
-        with pool.connection() as conn, conn.transaction():
-            if statement_timeout_ms:
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true)",
-                    (str(statement_timeout_ms),),
-                )
-            yield conn
+        with pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    if statement_timeout_ms:
+                        conn.execute(
+                            "SELECT set_config('statement_timeout', %s, true)",
+                            (str(statement_timeout_ms),),
+                        )
+                    yield conn
+            except psycopg.InternalError as exc:
+                if _protocol_lost(exc):
+                    conn.close()  # the pool discards a closed connection
+                raise
     except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable(
             f"database unavailable: {type(exc).__name__}"
         ) from exc
+    except psycopg.InternalError as exc:
+        if not _protocol_lost(exc):
+            raise
+        raise DatabaseUnavailable("database connection lost mid-command") from exc
 
 
 def _connection_lost(exc: DatabaseUnavailable) -> bool:
     """The connection was lost or refused (a restart), not a slow or bad statement."""
     cause = exc.__cause__
+    if cause is not None and _protocol_lost(cause):
+        return True
     return isinstance(cause, psycopg.OperationalError) and not isinstance(
         cause, psycopg.errors.QueryCanceled
     )

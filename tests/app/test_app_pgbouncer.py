@@ -7,6 +7,7 @@ mode, so the app runs with DATABASE_PREPARE_THRESHOLD=none here; PgBouncer >=
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -144,23 +145,26 @@ def test_search_through_pgbouncer_transaction_mode(
 
 def _search_while_restarting(
     client: FlaskClient, key: str, postgres: Postgres
-) -> dict[str, int]:
+) -> tuple[dict[str, int], float]:
     """Searches from three threads before, during and after a PostgreSQL restart
     behind PgBouncer (its client connections stay up, the server's go away):
-    status counts."""
+    status counts and the slowest answer in seconds."""
     statuses: dict[str, int] = {}
+    slowest = [0.0]
     lock = threading.Lock()
     stop = threading.Event()
 
     def worker(n: int) -> None:
         own = client.application.test_client()
         while not stop.is_set():
+            started = time.monotonic()
             response = own.post(
                 "/api/search",
                 json={"query": ["eduroam wifi", "library loans"][n % 2]},
                 headers=bearer(key),
             )
             with lock:
+                slowest[0] = max(slowest[0], time.monotonic() - started)
                 status = str(response.status_code)
                 statuses[status] = statuses.get(status, 0) + 1
             time.sleep(0.02)
@@ -169,12 +173,14 @@ def _search_while_restarting(
     for thread in threads:
         thread.start()
     time.sleep(0.5)
-    postgres.restart()
+    # down for a second: long enough that every thread meets it, well inside
+    # DATABASE_RETRY_SECONDS
+    postgres.restart(down_seconds=1.0)
     time.sleep(2.0)
     stop.set()
     for thread in threads:
         thread.join(60)
-    return statuses
+    return statuses, slowest[0]
 
 
 def test_searches_ride_out_a_postgresql_restart(
@@ -182,33 +188,37 @@ def test_searches_ride_out_a_postgresql_restart(
     make_client: Callable[..., FlaskClient],
     api_keys: dict[str, str],
     postgres: Postgres,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A PostgreSQL restart behind PgBouncer: in-flight and new searches (and
-    their key lookups) retry on a fresh connection (DATABASE_RETRY_SECONDS) and
-    answer 200; without the retry the same restart answers 503s."""
+    """PostgreSQL down for a second behind PgBouncer: in-flight and new searches
+    (and their key lookups) retry on a fresh connection (DATABASE_RETRY_SECONDS)
+    and answer 200, and the pool reconnects within the retry window. Each logged
+    retry is a request that would have answered 503 without it."""
     settings = {
         "DATABASE_PORT": str(pgbouncer),
         "DATABASE_PREPARE_THRESHOLD": "none",
         "CACHE_ENABLED": "false",
         "THREADS": "4",
+        # the staff role's per-minute limit is not what this test is about
+        "RATE_LIMIT_ENABLED": "false",
     }
-    retrying = make_client(**settings, DATABASE_RETRY_SECONDS="5")
+    client = make_client(**settings, DATABASE_RETRY_SECONDS="5")
     assert (
-        retrying.post(
+        client.post(
             "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
         ).status_code
         == 200
     )
-    with_retry = _search_while_restarting(retrying, api_keys["staff"], postgres)
-    assert set(with_retry) == {"200"}, with_retry
-    assert with_retry["200"] > 20
-
-    once = make_client(**settings, DATABASE_RETRY_SECONDS="0")
-    assert (
-        once.post(
-            "/api/search", json={"query": "eduroam"}, headers=bearer(api_keys["staff"])
-        ).status_code
-        == 200
-    )
-    without_retry = _search_while_restarting(once, api_keys["staff"], postgres)
-    assert without_retry.get("503", 0) > 0, without_retry
+    caplog.set_level(logging.INFO, logger="vector_search.db")
+    caplog.set_level(logging.WARNING, logger="psycopg.pool")
+    statuses, slowest = _search_while_restarting(client, api_keys["staff"], postgres)
+    assert set(statuses) == {"200"}, statuses
+    assert statuses["200"] > 20
+    # the outage reached the app (otherwise this test proves nothing): requests
+    # were held by PgBouncer across it, or met lost connections and retried
+    met = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name in ("psycopg.pool", "vector_search.db")
+    ]
+    assert slowest >= 0.8 or any("connection lost" in m for m in met), (slowest, met)

@@ -70,6 +70,7 @@ class Postgres:
     datadir: Path
     bindir: Path
     run_as: str | None
+    options: str = ""
 
     def dsn(
         self,
@@ -83,23 +84,27 @@ class Postgres:
     def connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn(dbname), autocommit=True)
 
-    def restart(self) -> None:
+    def restart(self, down_seconds: float = 0.0) -> None:
         """A fast restart, as `systemctl restart postgresql@...` does: sessions are
-        terminated, the server is down for a moment, then up on the same port."""
+        terminated, the server is down for a moment (at least ``down_seconds``),
+        then up on the same port."""
+        log = str(self.datadir.parent / "postgres.log")
+        pg_ctl = str(self.bindir / "pg_ctl")
+        if down_seconds <= 0:
+            _run_pg(
+                [pg_ctl, "-D", str(self.datadir), "-m", "fast", "-w", "-t", "60"]
+                + ["-l", log, "restart"],
+                self.run_as,
+            )
+            return
         _run_pg(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "60",
-                "-l",
-                str(self.datadir.parent / "postgres.log"),
-                "restart",
-            ],
+            [pg_ctl, "-D", str(self.datadir), "-m", "fast", "-w", "-t", "60", "stop"],
+            self.run_as,
+        )
+        time.sleep(down_seconds)
+        _run_pg(
+            [pg_ctl, "-D", str(self.datadir), "-w", "-t", "60", "-l", log]
+            + ["-o", self.options, "start"],
             self.run_as,
         )
 
@@ -206,7 +211,12 @@ def start_postgres() -> Postgres:
             f"PostgreSQL failed to start: {result.stderr}\n{log.read_text(errors='replace') if log.exists() else ''}"
         )
     return Postgres(
-        port=port, password=password, datadir=datadir, bindir=bindir, run_as=run_as
+        port=port,
+        password=password,
+        datadir=datadir,
+        bindir=bindir,
+        run_as=run_as,
+        options=options,
     )
 
 
