@@ -1,7 +1,13 @@
 """Redis cache for query embeddings and search responses, in this service's namespace.
 
 Every failure degrades to "no cache": the caller gets ``None`` and the search
-runs uncached. Ingestion bumps a generation number that is part of every
+runs uncached.
+
+Redis runs ``noeviction`` (evicting would silently reset rate-limit and
+auth-failure counters that share it), so the cache keeps itself under
+CACHE_MEMORY_CEILING of ``maxmemory``: above it (read from INFO at most every
+few seconds) it writes nothing until entries expire, and a write Redis refuses
+for memory (OOM) is skipped, not an outage. Ingestion bumps a generation number that is part of every
 search-response key, so responses computed before new documents landed are
 never served again.
 """
@@ -58,6 +64,7 @@ class Cache:
         client: redis.Redis,
         settings: Settings,
         record: Callable[[str, str], None] | None = None,
+        record_skip: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
         # redis-py types its sync client's results as "Awaitable | Any"
@@ -67,11 +74,35 @@ class Cache:
         self._search_ttl = settings.cache_search_ttl
         self._embedding_ttl = settings.cache_embedding_ttl
         self._record = record or (lambda cache, result: None)
+        self._record_skip = record_skip or (lambda reason: None)
         self._retry_after = 0.0
+        self._ceiling = settings.cache_memory_ceiling
+        self._memory_checked_at = -self._MEMORY_CHECK_SECONDS
+        self._memory_full = False
 
     # A failed Redis call makes the cache skip Redis for a few seconds, so a
     # blackholed Redis costs one socket timeout per few seconds, not per request.
     _BACKOFF_SECONDS = 2.0
+
+    # How often the cache reads Redis's memory use (one INFO per process).
+    _MEMORY_CHECK_SECONDS = 5.0
+
+    def _room(self) -> bool:
+        """False while Redis uses more than the ceiling of its maxmemory."""
+        now = time.monotonic()
+        if now - self._memory_checked_at >= self._MEMORY_CHECK_SECONDS:
+            self._memory_checked_at = now
+            try:
+                info = self._r.info("memory")
+            except redis.RedisError as exc:
+                # unknown: keep writing; a refused write is handled below
+                log.warning("cache memory check failed", extra={"error": str(exc)})
+                self._memory_full = False
+            else:
+                used = int(info.get("used_memory", 0))
+                limit = int(info.get("maxmemory", 0))
+                self._memory_full = limit > 0 and used >= self._ceiling * limit
+        return not self._memory_full
 
     def _available(self) -> bool:
         return time.monotonic() >= self._retry_after
@@ -103,12 +134,24 @@ class Cache:
         return None if raw is None else json.loads(raw)
 
     def _set_json(self, key: str, value: Any, ttl: int) -> None:
-        if not self._enabled or not self._available():
+        if not self._enabled:
+            return
+        if not self._available():
+            self._record_skip("error")
+            return
+        if not self._room():
+            self._record_skip("memory_ceiling")
             return
         try:
             self._client.set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
+        except redis.exceptions.OutOfMemoryError:
+            # Redis is up and full: reads still work, writes wait for the next check
+            self._memory_full = True
+            self._memory_checked_at = time.monotonic()
+            self._record_skip("redis_full")
         except redis.RedisError as exc:
             self._failed(exc, "write")
+            self._record_skip("error")
 
     # -- query embeddings -----------------------------------------------------
     def embedding_key(self, model: str, text: str) -> str:

@@ -430,6 +430,13 @@ SETTINGS: tuple[Spec, ...] = (
         _int(1, 86400 * 30),
     ),
     Spec(
+        "CACHE_MEMORY_CEILING",
+        "0.8",
+        "fraction of Redis maxmemory above which the cache writes nothing, leaving "
+        "the rest to rate-limit and auth-failure counters (Redis runs noeviction)",
+        _float(0.1, 1.0),
+    ),
+    Spec(
         "HEALTH_CACHE_TTL",
         "5",
         "seconds the deep /health result is reused (0: never)",
@@ -650,6 +657,7 @@ class Settings:
     cache_namespace: str
     cache_search_ttl: int
     cache_embedding_ttl: int
+    cache_memory_ceiling: float
     health_cache_ttl: float
     health_detail_networks: tuple[str, ...]
     health_rate_limit: int

@@ -90,6 +90,16 @@ class Metrics:
             ["cache", "result"],
             registry=r,
         )
+        self.cache_writes_skipped = Counter(
+            "vector_search_cache_writes_skipped_total",
+            "Cache writes not made, by reason: memory_ceiling (Redis above "
+            "CACHE_MEMORY_CEILING of maxmemory), redis_full (Redis refused the "
+            "write: OOM), error (Redis unreachable or failing)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("memory_ceiling", "redis_full", "error"):
+            self.cache_writes_skipped.labels(reason=reason)
         self.embedder_errors = Counter(
             "vector_search_embedder_errors_total",
             "Failed embedder requests",
@@ -124,6 +134,9 @@ class Metrics:
 
     def record_cache(self, cache: str, result: str) -> None:
         self.cache.labels(cache=cache, result=result).inc()
+
+    def record_cache_write_skipped(self, reason: str) -> None:
+        self.cache_writes_skipped.labels(reason=reason).inc()
 
     def watch_pool(self, stats: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(PoolCollector(stats))

@@ -37,7 +37,12 @@ class Services:
         return cls(
             settings=settings,
             pool=pool,
-            cache=Cache(client, settings, metrics.record_cache),
+            cache=Cache(
+                client,
+                settings,
+                metrics.record_cache,
+                metrics.record_cache_write_skipped,
+            ),
             embedder=OllamaEmbedder(settings, metrics.observe_embed),
             engine=build_engine(settings),
             metrics=metrics,
