@@ -96,12 +96,14 @@ def closing_server() -> Iterator[tuple[str, list[int]]]:
     def serve(conn: socket.socket) -> None:
         with conn:
             conn.recv(65536)
+            # counted before the answer leaves: the client may check the count
+            # as soon as it has read the answer
+            answered.append(1)
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
-            answered.append(1)
             conn.recv(65536)  # the next request on the kept-alive connection
 
     def accept() -> None:
