@@ -93,9 +93,24 @@ def closing_server() -> Iterator[tuple[str, list[int]]]:
     answered: list[int] = []
     body = json.dumps({"results": []}).encode()
 
+    def read_request(conn: socket.socket) -> None:
+        """One whole request (headers and Content-Length body): a request that
+        arrives in two segments must not pass for two requests."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += conn.recv(65536)
+
     def serve(conn: socket.socket) -> None:
         with conn:
-            conn.recv(65536)
+            read_request(conn)
             # counted before the answer leaves: the client may check the count
             # as soon as it has read the answer
             answered.append(1)
