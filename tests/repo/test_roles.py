@@ -69,3 +69,18 @@ def test_defaults_hold_no_usable_secret(role: Path) -> None:
             assert value in ("",) or "{{" in value or "CHANGE_ME" in value, (
                 f"{role.name}: {name} has a literal default; secrets come from the vault"
             )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_spec_defaults_equal_the_role_defaults(role: Path) -> None:
+    """A default written in both files must say the same in both: the spec is
+    what `ansible-doc` and readers see, defaults/main.yml is what runs."""
+    defaults = _load(role / "defaults" / "main.yml")
+    drifted = {
+        name: (option["default"], defaults[name])
+        for name, option in _spec_options(role).items()
+        if "default" in option
+        and name in defaults
+        and option["default"] != defaults[name]
+    }
+    assert drifted == {}, f"{role.name}: spec default != defaults/main.yml: {drifted}"
