@@ -88,7 +88,10 @@ class Cache:
     _MEMORY_CHECK_SECONDS = 5.0
 
     def _room(self) -> bool:
-        """False while Redis uses more than the ceiling of its maxmemory."""
+        """False while Redis uses more than the ceiling of its maxmemory (a
+        ceiling of 1.0 means none: Redis's own refusal decides)."""
+        if self._ceiling >= 1.0:
+            return True
         now = time.monotonic()
         if now - self._memory_checked_at >= self._MEMORY_CHECK_SECONDS:
             self._memory_checked_at = now

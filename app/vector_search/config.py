@@ -433,7 +433,8 @@ SETTINGS: tuple[Spec, ...] = (
         "CACHE_MEMORY_CEILING",
         "0.8",
         "fraction of Redis maxmemory above which the cache writes nothing, leaving "
-        "the rest to rate-limit and auth-failure counters (Redis runs noeviction)",
+        "the rest to rate-limit and auth-failure counters (Redis runs noeviction); "
+        "1.0: no ceiling",
         _float(0.1, 1.0),
     ),
     Spec(

@@ -60,6 +60,16 @@ def fill(admin: redis.Redis, up_to: float) -> None:
             except redis.exceptions.OutOfMemoryError:
                 break
             n += 1
+    if up_to >= 1.0:
+        # used_memory drops by up to ~0.5 MiB once the filler's client buffers
+        # are freed: put the limit
+        # clearly below it, so Redis is full for good (or, evicting, makes room)
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", used - 2 * 1024 * 1024)
+        try:
+            admin.set("filler:last", b"x")  # an evicting policy evicts now
+        except redis.exceptions.OutOfMemoryError:
+            pass  # noeviction: full
 
 
 def app_client(
