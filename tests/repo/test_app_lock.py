@@ -40,7 +40,9 @@ def parse_lock(text: str) -> dict[str, tuple[str, list[str]]]:
         options = "--" + options if options else ""
         req = Requirement(spec.strip())
         pins = [s for s in req.specifier if s.operator == "=="]
-        assert len(pins) == 1 and len(req.specifier) == 1, f"not pinned with ==: {line!r}"
+        assert len(pins) == 1 and len(req.specifier) == 1, (
+            f"not pinned with ==: {line!r}"
+        )
         assert not req.url and not req.marker, f"URL or marker in the lock: {line!r}"
         name = canonicalize_name(req.name)
         assert name not in entries, f"{name} twice in the lock"
@@ -101,7 +103,8 @@ def test_the_lock_is_closed_over_every_dependency(
             dep = Requirement(text)
             wanted = extras.get(name, set()) | {""}
             if dep.marker and not any(
-                dep.marker.evaluate({**default_environment(), "extra": e}) for e in wanted
+                dep.marker.evaluate({**default_environment(), "extra": e})
+                for e in wanted
             ):
                 continue
             dep_name = canonicalize_name(dep.name)
@@ -113,7 +116,9 @@ def test_the_lock_is_closed_over_every_dependency(
             todo.append(dep_name)
 
 
-def test_this_venv_runs_the_locked_versions(lock: dict[str, tuple[str, list[str]]]) -> None:
+def test_this_venv_runs_the_locked_versions(
+    lock: dict[str, tuple[str, list[str]]],
+) -> None:
     wrong = {
         name: (version, importlib.metadata.version(name))
         for name, (version, _) in lock.items()
@@ -127,20 +132,30 @@ def test_other_requirement_files_refer_to_the_lock_and_repeat_no_pin(
 ) -> None:
     for path in TOOLCHAIN:
         text = path.read_text()
-        assert "app/requirements.lock" in text, f"{path.name} does not point to the lock"
-        assert "app/requirements.txt" not in text, f"{path.name} still uses app/requirements.txt"
+        assert "app/requirements.lock" in text, (
+            f"{path.name} does not point to the lock"
+        )
+        assert "app/requirements.txt" not in text, (
+            f"{path.name} still uses app/requirements.txt"
+        )
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if not line or line.startswith("-"):
                 continue
             name = canonicalize_name(Requirement(line).name)
-            assert name not in lock, f"{path.name} pins {line!r}, a dependency locked in app/requirements.lock"
-    assert not (ROOT / "app" / "requirements.txt").exists(), "a second, unhashed pin list"
+            assert name not in lock, (
+                f"{path.name} pins {line!r}, a dependency locked in app/requirements.lock"
+            )
+    assert not (ROOT / "app" / "requirements.txt").exists(), (
+        "a second, unhashed pin list"
+    )
     makefile = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r app/requirements.lock" in makefile
 
 
-def test_the_stand_in_agrees_with_the_lock(lock: dict[str, tuple[str, list[str]]]) -> None:
+def test_the_stand_in_agrees_with_the_lock(
+    lock: dict[str, tuple[str, list[str]]],
+) -> None:
     """The test venv also holds the Ollama stand-in: a shared package at another
     version would make the tested set differ from the lock."""
     for line in STANDIN.read_text().splitlines():
