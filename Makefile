@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_COLOR := 1
 SCENARIO ?= common
-REQS := requirements.txt $(wildcard requirements-dev.txt) $(wildcard app/pyproject.toml app/requirements.txt files/ollama-standin/pyproject.toml files/ollama-standin/requirements.txt)
+REQS := requirements.txt $(wildcard requirements-dev.txt) $(wildcard app/pyproject.toml app/requirements.lock files/ollama-standin/pyproject.toml files/ollama-standin/requirements.txt)
 
 .PHONY: help deps venv engine image lint syntax molecule pytest test lab clean
 
@@ -19,9 +19,13 @@ help: ## Show the targets
 deps: ## Install host packages (python3-venv, docker.io, debootstrap, redis-server)
 	@scripts/host-deps.sh
 
+# The app's runtime dependencies go in first, exactly as the role deploys them
+# (app/requirements.lock, hash-checked); the toolchain and the editable app then
+# find them installed (tests/repo/test_app_lock.py checks the venv matches).
 $(STAMP): $(REQS) | deps
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q --require-hashes -r app/requirements.lock
 	$(VENV)/bin/pip install -q -r requirements.txt $(if $(wildcard requirements-dev.txt),-r requirements-dev.txt)
 	@touch $@
 
