@@ -255,7 +255,7 @@ class SearchEngine:
             SELECT avg(t.embedding) AS mean
             FROM (SELECT embedding FROM base
                   ORDER BY first_relevance DESC, chunk_id LIMIT %(feedback_chunks)s) AS t
-        ), feedback AS (
+        ), feedback AS MATERIALIZED (
             SELECT coalesce(
                        (SELECT array_agg(u.q + %(feedback_weight)s * u.t ORDER BY u.i)
                         FROM unnest(%(qvec)s::real[], m.mean::real[])
