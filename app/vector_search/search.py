@@ -22,7 +22,7 @@ trip, and a reindex that renames columns is followed at the next search.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -59,11 +59,16 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     config: QueryConfig = field(default_factory=QueryConfig)
 
-    def cache_payload(self, role: str, clearance: int) -> dict[str, Any]:
+    def cache_payload(
+        self, role: str, clearance: int, max_results: int
+    ) -> dict[str, Any]:
+        """What a cached response depends on. ``max_results`` is the limit the
+        search runs with (the request's, capped by the role): requests for 50 and
+        100 results under a cap of 20 are the same search and share one entry."""
         return {
             "query": self.query,
             "filters": asdict(self.filters),
-            "config": asdict(self.config),
+            "config": asdict(replace(self.config, max_results=max_results)),
             "role": role,
             "clearance": clearance,
         }
