@@ -239,7 +239,11 @@ class SearchEngine:
     def _feedback_sql(self, lists: int) -> str:
         """Pseudo-relevance feedback (Rocchio on the query vector): the query
         vector plus FEEDBACK_WEIGHT times the mean embedding of the first pass's
-        top FEEDBACK_CHUNKS candidates re-scores the same candidates. Only candidates the caller may see take part."""
+        top FEEDBACK_CHUNKS candidates re-scores the same candidates. Only candidates the caller may see take part.
+
+        ``feedback`` is MATERIALIZED: referenced once, PostgreSQL would inline it
+        and build the vector (unnest, array_agg, cast) again for every candidate
+        row (issue 15)."""
         columns = (
             "b.chunk_id, b.vector_rank, b.lexical_rank, b.lex_score, b.rrf, b.document_id, "
             "b.chunk_number, b.text, b.external_id, b.title, b.url, b.department, b.campus, "
