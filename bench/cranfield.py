@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DIR = (
-    Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "cranfield"
+# next to the repository; BENCH_CRANFIELD_DIR elsewhere (a git worktree, another checkout)
+DEFAULT_DIR = Path(
+    os.environ.get("BENCH_CRANFIELD_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "cranfield"
 )
 
 

@@ -88,6 +88,7 @@ def render(report: Report) -> str:
     lines += throughput_section(report)
     lines += index_section(report)
     lines += ingestion_section(report)
+    lines += cost_section(report)
     return "\n".join(lines) + "\n"
 
 
@@ -535,6 +536,74 @@ def ingestion_section(report: Report) -> list[str]:
                 "the embedder is the bottleneck, not the database."
                 if share >= 0.8
                 else "the database side costs more than a fifth."
+            ),
+        ]
+    return [*out, ""]
+
+
+def cost_section(report: Report) -> list[str]:
+    run = getattr(report, "cost", None)  # absent from runs pickled before section 5
+    out = ["## 5. Hybrid query cost: PostgreSQL CPU per query (issue 15)", ""]
+    if run is None or not run.rows:
+        return [*out, "Not run (`--sections`).", ""]
+    sizes = sorted({r.chunks for r in run.rows})
+    queries = run.rows[0].queries
+    out += [
+        (
+            "One database per size (the synthetic corpus above), one connection per path, at 1 client; "
+            f"{queries // max(report.args.cost_rounds, 1)} Cranfield queries (their stand-in embeddings) "
+            f"x {report.args.cost_rounds} round{'s' if report.args.cost_rounds != 1 else ''}, interleaved (query i on every path in rotating order). "
+            "Each path runs in a transaction with the service's HNSW settings (`SET LOCAL hnsw.ef_search` = "
+            "100, iterative scan) as role `academic` (clearance 4, 10 results, similarity threshold -1). "
+            f"CPU: the path's backend, from {run.cpu_source}, around each query (planning included, client "
+            "excluded), divided by the queries. `HNSW top-10 alone` is `ORDER BY embedding <=> q LIMIT 10` with "
+            "the clearance filter; `hybrid SQL before issue 15` is the service's SQL before its no-change "
+            "speedups (kept in `tests/app/reference_search.py`); `hybrid SQL (service)` is `SearchEngine` "
+            "as the API runs it. Settings: "
+            + ", ".join(f"`{k}={v}`" for k, v in run.settings.items())
+            + "."
+        ),
+        "",
+        "| chunks | path | queries | CPU ms/query | x HNSW CPU | p50 ms | p95 ms | parallel workers | reproduce |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cmd = _cmd(report, "cost", f"--sizes {','.join(map(str, sizes))}")
+    for size in sizes:
+        rows = [r for r in run.rows if r.chunks == size]
+        knn = next((r.cpu_ms for r in rows if r.path.startswith("HNSW")), None)
+        for r in rows:
+            workers = "" if r.parallel_workers is None else str(r.parallel_workers)
+            out.append(
+                f"| {size} | {r.path} | {r.queries} | {r.cpu_ms:.2f} | {_ratio(r.cpu_ms, knn)} | "
+                f"{r.p50_ms:.1f} | {r.p95_ms:.1f} | {workers} | {cmd} |"
+            )
+    out += ["", "Ratios (CPU per query):", ""]
+    for size in sizes:
+        by = {r.path: r for r in run.rows if r.chunks == size}
+        knn, old, new = (
+            by.get("HNSW top-10 alone"),
+            by.get("hybrid SQL before issue 15"),
+            by.get("hybrid SQL (service)"),
+        )
+        if not (knn and old and new):
+            continue
+        same, total = run.identical.get(size, (0, 0))
+        out.append(
+            f"- {size} chunks: old hybrid / HNSW {old.cpu_ms / knn.cpu_ms:.1f}, new hybrid / HNSW "
+            f"{new.cpu_ms / knn.cpu_ms:.1f}, old / new {old.cpu_ms / new.cpu_ms:.2f}; "
+            f"results identical old vs new for {same} of {total} queries"
+        )
+    largest = [r for r in run.rows if r.chunks == sizes[-1]]
+    knn = next((r for r in largest if r.path.startswith("HNSW")), None)
+    new = next((r for r in largest if r.path == "hybrid SQL (service)"), None)
+    if knn and new and knn.cpu_ms:
+        ratio = new.cpu_ms / knn.cpu_ms
+        out += [
+            "",
+            (
+                f"Issue 15 needs the hybrid at <= 4x the HNSW query's CPU at 100000 chunks: {ratio:.1f}x at "
+                f"{sizes[-1]}, {'met' if ratio <= 4 else 'NOT met'}"
+                f"{'' if sizes[-1] >= 100000 else ' (below 100k: not the acceptance size)'}."
             ),
         ]
     return [*out, ""]

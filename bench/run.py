@@ -27,12 +27,12 @@ from vector_search.config import load_settings
 from vector_search.keys import create_key
 from vector_search.roles import KEY_ROLES
 
-from bench import cranfield, lab, perf, relevance
+from bench import cost, cranfield, lab, perf, relevance
 from bench import report as markdown
 from bench.embcache import CachingEmbedder
 from bench.services import Stack, stack
 
-SECTIONS = ("relevance", "index", "throughput", "ingestion")
+SECTIONS = ("relevance", "index", "throughput", "ingestion", "cost")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Report:
     throughput: list[perf.ThroughputRow] = field(default_factory=list)
     index: list[perf.IndexRow] = field(default_factory=list)
     ingestion: list[perf.IngestRow] = field(default_factory=list)
+    cost: cost.CostRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     load: dict[str, float] = field(
         default_factory=dict
@@ -134,6 +135,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds per throughput row (default 15; quick 2)",
     )
     p.add_argument(
+        "--cost-rounds",
+        type=int,
+        default=None,
+        help="section cost: times each query runs on each path (default 2; quick 1)",
+    )
+    p.add_argument(
         "--keys-per-client",
         type=int,
         default=None,
@@ -195,6 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for x in (args.sizes or ("1000,5000" if q else "10000,100000")).split(",")
     ]
     args.duration = args.duration or (2.0 if q else 15.0)
+    args.cost_rounds = args.cost_rounds or (1 if q else 2)
     args.ingest_docs = args.ingest_docs or (20 if q else 50)
     args.lab_sizes = (
         [int(x) for x in args.lab_sizes.split(",")]
@@ -265,7 +273,8 @@ def run(args: argparse.Namespace) -> Report:
             report.seconds["relevance"] = time.perf_counter() - began
         dims = [int(d) for d in args.ann_dims.split(",")]
         corpora: dict[int, perf.Corpus] = {}
-        wanted = set(args.sizes) if "throughput" in args.sections else set()
+        on_sizes = {"throughput", "cost"} & set(args.sections)
+        wanted = set(args.sizes) if on_sizes else set()
         if "index" in args.sections and 384 in dims:
             wanted.add(args.ann_rows)  # the 384-dim accuracy runs on that corpus
         if wanted:
@@ -278,6 +287,16 @@ def run(args: argparse.Namespace) -> Report:
                 CorpusRow(c.chunks, c.load_s, c.index_s) for c in corpora.values()
             ]
             report.seconds["corpus"] = time.perf_counter() - began
+        if "cost" in args.sections:
+            section("cost")
+            began = time.perf_counter()
+            report.cost = hybrid_cost(
+                st,
+                [corpora[s] for s in sorted(args.sizes)],
+                queries[: 20 if args.quick else 50],
+                args,
+            )
+            report.seconds["cost"] = time.perf_counter() - began
         if "throughput" in args.sections:
             section("throughput")
             began = time.perf_counter()
@@ -342,6 +361,32 @@ def index_accuracy(
             )
             conn.execute(f"DROP TABLE ann_{dim}")
     return rows
+
+
+def hybrid_cost(
+    st: Stack,
+    corpora: list[perf.Corpus],
+    queries: list[str],
+    args: argparse.Namespace,
+) -> cost.CostRun:
+    """Section 5: PostgreSQL CPU per query, HNSW alone vs the old and the new
+    hybrid SQL, as the throughput rows' caller (role academic, 10 results)."""
+    embedder = CachingEmbedder(corpora[0].settings)
+    try:
+        vectors = [list(map(float, v)) for v in embedder.embed(queries)]
+    finally:
+        embedder.close()
+    role = KEY_ROLES[lab.ROLE]
+    return cost.run(
+        st,
+        corpora,
+        queries,
+        vectors,
+        role.clearance_level,
+        min(10, role.max_results),
+        perf.ALL_RESULTS_THRESHOLD,
+        args.cost_rounds,
+    )
 
 
 def throughput(

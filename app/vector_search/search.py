@@ -22,7 +22,7 @@ trip, and a reindex that renames columns is followed at the next search.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -59,11 +59,16 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     config: QueryConfig = field(default_factory=QueryConfig)
 
-    def cache_payload(self, role: str, clearance: int) -> dict[str, Any]:
+    def cache_payload(
+        self, role: str, clearance: int, max_results: int
+    ) -> dict[str, Any]:
+        """What a cached response depends on. ``max_results`` is the limit the
+        search runs with (the request's, capped by the role): requests for 50 and
+        100 results under a cap of 20 are the same search and share one entry."""
         return {
             "query": self.query,
             "filters": asdict(self.filters),
-            "config": asdict(self.config),
+            "config": asdict(replace(self.config, max_results=max_results)),
             "role": role,
             "clearance": clearance,
         }
@@ -234,7 +239,11 @@ class SearchEngine:
     def _feedback_sql(self, lists: int) -> str:
         """Pseudo-relevance feedback (Rocchio on the query vector): the query
         vector plus FEEDBACK_WEIGHT times the mean embedding of the first pass's
-        top FEEDBACK_CHUNKS candidates re-scores the same candidates. Only candidates the caller may see take part."""
+        top FEEDBACK_CHUNKS candidates re-scores the same candidates. Only candidates the caller may see take part.
+
+        ``feedback`` is MATERIALIZED: referenced once, PostgreSQL would inline it
+        and build the vector (unnest, array_agg, cast) again for every candidate
+        row (issue 15)."""
         columns = (
             "b.chunk_id, b.vector_rank, b.lexical_rank, b.lex_score, b.rrf, b.document_id, "
             "b.chunk_number, b.text, b.external_id, b.title, b.url, b.department, b.campus, "
@@ -255,7 +264,7 @@ class SearchEngine:
             SELECT avg(t.embedding) AS mean
             FROM (SELECT embedding FROM base
                   ORDER BY first_relevance DESC, chunk_id LIMIT %(feedback_chunks)s) AS t
-        ), feedback AS (
+        ), feedback AS MATERIALIZED (
             SELECT coalesce(
                        (SELECT array_agg(u.q + %(feedback_weight)s * u.t ORDER BY u.i)
                         FROM unnest(%(qvec)s::real[], m.mean::real[])

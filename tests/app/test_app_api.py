@@ -192,6 +192,30 @@ def test_cache_hit_and_invalidation(
     assert search(client, body, api_keys["staff"]).json["from_cache"] is False
 
 
+def test_cache_key_uses_the_capped_max_results(
+    client: FlaskClient, api_keys: dict[str, str]
+) -> None:
+    """A student's searches run with at most 20 results: asking for 50 or 100
+    is the same search and shares one cache entry; asking for fewer is not."""
+
+    def ask(max_results: int) -> dict:
+        body = {
+            "query": "where can I print on campus",
+            "config": {"max_results": max_results, "similarity_threshold": -1},
+        }
+        return search(client, body, api_keys["student"]).json
+
+    first = ask(50)
+    assert first["from_cache"] is False and first["max_results"] == 20
+    second = ask(100)
+    assert second["from_cache"] is True and second["max_results"] == 20
+    assert second["results"] == first["results"]
+    assert ask(20)["from_cache"] is True
+    fewer = ask(5)
+    assert fewer["from_cache"] is False and fewer["max_results"] == 5
+    assert fewer["count"] <= 5
+
+
 def test_admin_cache_clear(
     client: FlaskClient, app: Flask, api_keys: dict[str, str], redis_server
 ) -> None:

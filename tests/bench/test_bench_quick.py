@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CRANFIELD = REPO.parent / "shared" / "benchmarks" / "cranfield"
+CRANFIELD = Path(
+    os.environ.get("BENCH_CRANFIELD_DIR")
+    or REPO.parent / "shared" / "benchmarks" / "cranfield"
+)
 
 
 @pytest.mark.skipif(
@@ -37,6 +40,7 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "## 3. Ingestion",
         "## 4. Relevance on Cranfield",
         "### Lexical latency vs corpus size",
+        "## 5. Hybrid query cost",
     ):
         assert heading in report
     assert "Not run" not in report
@@ -53,6 +57,9 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "| embedder alone (stand-in",
         "| 384 | ",
         "| 1024 | ",
+        "| HNSW top-10 alone |",
+        "| hybrid SQL before issue 15 |",
+        "| hybrid SQL (service) |",
     ):
         assert row in report, row
     assert "Machine:" in report and "reproduce" in report
@@ -60,3 +67,5 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
     assert "row (c) skipped: --quick never touches the lab" in report
     assert "| chunks | load s | HNSW build s | GIN build s |" in report
     assert "bench: total " in result.stderr
+    # the old and the new hybrid SQL return the same results on every query
+    assert "results identical old vs new for 20 of 20 queries" in report

@@ -48,8 +48,9 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
         generation = services.cache.generation()
         request_digest = digest(
             {
-                **search_request.cache_payload(principal.role.name, clearance),
-                "limit": max_results,
+                **search_request.cache_payload(
+                    principal.role.name, clearance, max_results
+                ),
                 # during a reindex instances of both models answer: each its own results
                 "model": [
                     services.settings.embedding_model,
