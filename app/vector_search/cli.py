@@ -157,6 +157,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from vector_search.db import connect_owner
     from vector_search.keys import (
+        Peppers,
         create_key,
         list_keys,
         pepper_usage,
@@ -191,7 +192,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
             for owner in owners:
                 try:
                     key_id, key = create_key(
-                        conn, args.role, owner, settings.peppers, expires_at
+                        conn,
+                        args.role,
+                        owner,
+                        Peppers.from_settings(settings),
+                        expires_at,
                     )
                 except ValueError as exc:
                     print(f"keys create: {exc}", file=sys.stderr)
@@ -239,7 +244,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     )
             return 0
         if args.keys_command == "peppers":
-            usage = pepper_usage(conn, settings.peppers)
+            usage = pepper_usage(conn, Peppers.from_settings(settings))
             if args.json:
                 print(json.dumps(usage))
                 return 0

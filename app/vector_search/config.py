@@ -13,10 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from vector_search.keys import Peppers
+from typing import Any
 
 DEFAULT_ENV_FILE = "/etc/vector-search/vector-search.env"
 ENV_FILE_VARIABLE = "VECTOR_SEARCH_ENV_FILE"
@@ -693,15 +690,6 @@ class Settings:
     @property
     def pool_max(self) -> int:
         return self.database_pool_max or self.threads
-
-    @property
-    def peppers(self) -> Peppers:
-        """The pepper keys are hashed with, the ones still accepted, and whether to rehash."""
-        from vector_search.keys import Peppers
-
-        return Peppers(
-            self.api_key_pepper, self.api_key_pepper_previous, self.api_key_rehash
-        )
 
     @property
     def proxies(self) -> tuple[str, ...]:

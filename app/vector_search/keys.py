@@ -37,6 +37,7 @@ from typing import Any
 
 import psycopg
 
+from vector_search.config import Settings
 from vector_search.roles import KEY_ROLES
 
 KEY_PREFIX = "vs_"
@@ -58,6 +59,15 @@ class Peppers:
     @classmethod
     def of(cls, value: str | Peppers) -> Peppers:
         return value if isinstance(value, Peppers) else cls(value)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Peppers:
+        """API_KEY_PEPPER, API_KEY_PEPPER_PREVIOUS and API_KEY_REHASH."""
+        return cls(
+            settings.api_key_pepper,
+            settings.api_key_pepper_previous,
+            settings.api_key_rehash,
+        )
 
     def accepted(self) -> tuple[str, ...]:
         """The current pepper first, then the previous ones (no duplicates)."""

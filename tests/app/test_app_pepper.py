@@ -216,7 +216,10 @@ def test_previous_peppers_setting(
 ) -> None:
     settings = make_settings(API_KEY_PEPPER="p", API_KEY_PEPPER_PREVIOUS=raw)
     assert settings.api_key_pepper_previous == expected
-    assert settings.peppers.accepted() == ("p", *[e for e in expected if e != "p"])
+    assert Peppers.from_settings(settings).accepted() == (
+        "p",
+        *[e for e in expected if e != "p"],
+    )
 
 
 def test_previous_pepper_with_whitespace_refused() -> None:

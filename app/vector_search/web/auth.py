@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import g, request
 
 from vector_search.db import run_in_transaction
-from vector_search.keys import authenticate_key, well_formed
+from vector_search.keys import Peppers, authenticate_key, well_formed
 from vector_search.roles import KEY_ROLES, Principal, anonymous_role
 from vector_search.services import Services
 from vector_search.web.errors import ApiError
@@ -75,7 +75,7 @@ def authenticate(services: Services) -> None:
         raise _failed(services, "malformed")
     found = run_in_transaction(
         services.pool,
-        lambda conn: authenticate_key(conn, token, settings.peppers),
+        lambda conn: authenticate_key(conn, token, Peppers.from_settings(settings)),
         settings.database_statement_timeout_ms,
         settings.database_retry_seconds,
     )

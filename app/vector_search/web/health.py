@@ -25,7 +25,7 @@ from vector_search.columns import searchable_column
 from vector_search.config import Settings
 from vector_search.db import transaction
 from vector_search.errors import DependencyUnavailable, EmbedderError
-from vector_search.keys import lookup_key, well_formed
+from vector_search.keys import Peppers, lookup_key, well_formed
 from vector_search.migrations import LATEST_VERSION
 from vector_search.roles import KEY_ROLES
 from vector_search.services import Services
@@ -129,7 +129,7 @@ def _admin_key(services: Services) -> bool:
     settings = services.settings
     try:
         with transaction(services.pool, settings.database_statement_timeout_ms) as conn:
-            found = lookup_key(conn, token, settings.peppers)
+            found = lookup_key(conn, token, Peppers.from_settings(settings))
     except Exception:  # noqa: BLE001 - the status is still answered
         return False
     return found is not None and KEY_ROLES[found[1]].can_admin
