@@ -7,20 +7,15 @@ from typing import Any
 
 import psycopg
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from flask_limiter import Limiter
 from psycopg.rows import dict_row
 
 from vector_search.db import transaction
 from vector_search.errors import CacheUnavailable
-from vector_search.services import Services
 from vector_search.web.auth import require_admin, require_key
+from vector_search.web.context import current_services
 from vector_search.web.ratelimit import role_limit
-
-
-def _services() -> Services:
-    services: Services = current_app.extensions["vector_search"]
-    return services
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +77,7 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
         internals for the admin role only."""
         principal = require_key()
         clearance = principal.role.clearance_level
-        services = _services()
+        services = current_services()
         with transaction(
             services.pool, services.settings.database_statement_timeout_ms
         ) as conn:
@@ -112,7 +107,7 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
     def _clear() -> Response:
         require_admin()
         try:
-            deleted = _services().cache.clear()
+            deleted = current_services().cache.clear()
         except redis.RedisError as exc:
             raise CacheUnavailable("cache unavailable") from exc
         return jsonify(

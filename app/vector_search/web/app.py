@@ -14,6 +14,7 @@ from vector_search.web import (
     search_routes,
 )
 from vector_search.web.auth import authenticate
+from vector_search.web.context import install
 from vector_search.web.errors import register_error_handlers
 from vector_search.web.proxy import TrustedProxies, resolve_proxies
 from vector_search.web.ratelimit import create_limiter
@@ -28,7 +29,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
         app.wsgi_app, resolve_proxies(settings.proxies), settings.trusted_proxy_headers
     )
-    app.extensions["vector_search"] = services
+    install(app, services)
     request_log.install(app, services.metrics)
     app.before_request(lambda: authenticate(services))
     limiter = create_limiter(settings)

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_limiter import Limiter
 
 from vector_search import __version__
@@ -29,13 +29,9 @@ from vector_search.keys import Peppers, lookup_key, well_formed
 from vector_search.migrations import LATEST_VERSION
 from vector_search.roles import KEY_ROLES
 from vector_search.services import Services
+from vector_search.web.context import current_services
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _services() -> Services:
-    services: Services = current_app.extensions["vector_search"]
-    return services
 
 
 def _timed(check: Any) -> dict[str, Any]:
@@ -163,7 +159,7 @@ def create_blueprint(limiter: Limiter, settings: Settings) -> Blueprint:
     @bp.get("/health")
     @health_limit
     def health() -> tuple[Response, int]:
-        services = _services()
+        services = current_services()
         body = cache.get(services.settings.health_cache_ttl)
         cached = body is not None
         if body is None:
@@ -198,7 +194,7 @@ def create_blueprint(limiter: Limiter, settings: Settings) -> Blueprint:
     @bp.get("/health/ready")
     @health_limit
     def ready() -> tuple[Response, int]:
-        services = _services()
+        services = current_services()
         result = _timed(lambda: check_database(services))
         status = 200 if result["healthy"] else 503
         body: dict[str, Any] = {

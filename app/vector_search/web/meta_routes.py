@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from vector_search.web.context import current_services
 from vector_search.web.openapi import build_openapi
 
 
@@ -13,7 +14,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/metrics")
     def metrics() -> Response:
-        registry = current_app.extensions["vector_search"].metrics.registry
+        registry = current_services().metrics.registry
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     @bp.get("/api/openapi.json")

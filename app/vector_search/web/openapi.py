@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from vector_search import __version__
-from vector_search.web.validation import MAX_RESULTS_LIMIT, QUERY_MAX, QUERY_MIN
+from vector_search.web.validation import (
+    DEFAULTS,
+    MAX_RESULTS_LIMIT,
+    QUERY_MAX,
+    QUERY_MIN,
+)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -81,18 +86,23 @@ def build_openapi() -> dict[str, Any]:
                         "type": "integer",
                         "minimum": 1,
                         "maximum": MAX_RESULTS_LIMIT,
-                        "default": 10,
+                        "default": DEFAULTS.max_results,
                         "description": "capped at the role's maximum",
                     },
                     "similarity_weight": _weight(
-                        "weight of the fused (RRF) relevance", 0.6
+                        "weight of the fused (RRF) relevance",
+                        DEFAULTS.similarity_weight,
                     ),
-                    "priority_weight": _weight("weight of document priority / 5", 0.2),
+                    "priority_weight": _weight(
+                        "weight of document priority / 5", DEFAULTS.priority_weight
+                    ),
                     "popularity_weight": _weight(
-                        "weight of document popularity (0-1)", 0.1
+                        "weight of document popularity (0-1)",
+                        DEFAULTS.popularity_weight,
                     ),
                     "department_weight": _weight(
-                        "bonus when department = preferred_department", 0.1
+                        "bonus when department = preferred_department",
+                        DEFAULTS.department_weight,
                     ),
                     "preferred_department": {"type": "string", "maxLength": 200},
                 },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask_limiter import Limiter
 
 from vector_search.cache import digest
@@ -13,13 +13,9 @@ from vector_search.db import run_in_transaction
 from vector_search.search import public_result
 from vector_search.services import Services
 from vector_search.web.auth import current_principal
+from vector_search.web.context import current_services
 from vector_search.web.ratelimit import role_limit
 from vector_search.web.validation import parse_search, read_json_body
-
-
-def _services() -> Services:
-    services: Services = current_app.extensions["vector_search"]
-    return services
 
 
 def query_vector(services: Services, text: str) -> list[float]:
@@ -38,7 +34,7 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
     @limiter.limit(role_limit)
     def search() -> Response:
         started = time.perf_counter()
-        services = _services()
+        services = current_services()
         principal = current_principal()
         search_request = parse_search(
             read_json_body(request), services.settings.default_similarity_threshold

@@ -10,6 +10,10 @@ from flask import Request
 from vector_search.search import Filters, QueryConfig, SearchRequest
 from vector_search.web.errors import ApiError
 
+# The request's defaults have one owner: the dataclass (validation and the
+# OpenAPI document read them from here).
+DEFAULTS = QueryConfig()
+
 QUERY_MIN, QUERY_MAX = 3, 1000
 MAX_RESULTS_LIMIT = 1000
 TOP_FIELDS = {"query", "filters", "config"}
@@ -152,15 +156,23 @@ def parse_search(data: dict[str, Any], default_threshold: float) -> SearchReques
             raw_config, "similarity_threshold", -1.0, 1.0, default_threshold
         ),
         max_results=_integer(
-            raw_config.get("max_results", 10),
+            raw_config.get("max_results", DEFAULTS.max_results),
             "config.max_results",
             1,
             MAX_RESULTS_LIMIT,
         ),
-        similarity_weight=_number(raw_config, "similarity_weight", 0.0, 1.0, 0.6),
-        priority_weight=_number(raw_config, "priority_weight", 0.0, 1.0, 0.2),
-        popularity_weight=_number(raw_config, "popularity_weight", 0.0, 1.0, 0.1),
-        department_weight=_number(raw_config, "department_weight", 0.0, 1.0, 0.1),
+        similarity_weight=_number(
+            raw_config, "similarity_weight", 0.0, 1.0, DEFAULTS.similarity_weight
+        ),
+        priority_weight=_number(
+            raw_config, "priority_weight", 0.0, 1.0, DEFAULTS.priority_weight
+        ),
+        popularity_weight=_number(
+            raw_config, "popularity_weight", 0.0, 1.0, DEFAULTS.popularity_weight
+        ),
+        department_weight=_number(
+            raw_config, "department_weight", 0.0, 1.0, DEFAULTS.department_weight
+        ),
         preferred_department=preferred,
     )
     return SearchRequest(query=query, filters=filters, config=config)
