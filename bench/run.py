@@ -22,10 +22,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vector_search.access import KEY_ROLES
 from vector_search.cache import Cache, create_client
 from vector_search.config import load_settings
 from vector_search.keys import create_key
-from vector_search.roles import KEY_ROLES
 
 from bench import cost, cranfield, lab, perf, relevance
 from bench import report as markdown

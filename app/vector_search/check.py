@@ -10,14 +10,14 @@ import psycopg
 import redis
 
 from vector_search.cache import create_client
-from vector_search.columns import (
+from vector_search.config import Settings
+from vector_search.embedder import OllamaEmbedder
+from vector_search.embedding_columns import (
     ColumnRegistryError,
     column_state,
     load_columns,
     searchable_column,
 )
-from vector_search.config import Settings
-from vector_search.embedder import OllamaEmbedder
 from vector_search.errors import EmbedderError, EmbedderUnavailable
 from vector_search.migrations import LATEST_VERSION
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from types import FrameType
 
 from vector_search import __version__
-from vector_search.columns import ColumnRegistryError
 from vector_search.config import ConfigError, Settings, example_env_file, load_settings
+from vector_search.embedding_columns import ColumnRegistryError
 from vector_search.errors import DependencyUnavailable, EmbedderError
 
 

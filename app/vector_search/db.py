@@ -18,8 +18,8 @@ import psycopg_pool
 from pgvector.psycopg import register_vector
 from psycopg_pool.base import AttemptWithBackoff
 
-from vector_search.columns import application_name
 from vector_search.config import Settings
+from vector_search.embedding_columns import application_name
 from vector_search.errors import DatabaseUnavailable
 
 T = TypeVar("T")

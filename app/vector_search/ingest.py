@@ -31,7 +31,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from vector_search.chunking import chunk_text
-from vector_search.columns import (
+from vector_search.config import Settings
+from vector_search.embedder import Embedder, for_model
+from vector_search.embedding_columns import (
     ColumnRegistryError,
     EmbeddingColumn,
     Identity,
@@ -40,8 +42,6 @@ from vector_search.columns import (
     describe,
     load_columns,
 )
-from vector_search.config import Settings
-from vector_search.embedder import Embedder, for_model
 from vector_search.loaders import DocumentError, SourceDocument, discover, load_file
 
 CHUNK_COLUMNS = (

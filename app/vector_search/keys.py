@@ -37,8 +37,8 @@ from typing import Any
 
 import psycopg
 
+from vector_search.access import KEY_ROLES
 from vector_search.config import Settings
-from vector_search.roles import KEY_ROLES
 
 KEY_PREFIX = "vs_"
 # generate_key: the prefix and token_urlsafe(32), i.e. 43 characters of the URL-safe alphabet

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from vector_search.access import KEY_ROLES
 from vector_search.config import Settings
-from vector_search.roles import KEY_ROLES
 
 LOCK_KEY = 741_852_963
 
@@ -641,7 +641,7 @@ def _grant_runtime(
             "GRANT SELECT ON documents, document_chunks, schema_migrations, lexeme_stats, "
             "corpus_stats TO {}"
         ).format(ident),
-        # searches look up the column of their model (vector_search.columns)
+        # searches look up the column of their model (vector_search.embedding_columns)
         sql.SQL("REVOKE ALL ON embedding_columns, content_hash_basis FROM {}").format(
             ident
         ),

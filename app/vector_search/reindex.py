@@ -34,7 +34,8 @@ from pgvector import Vector
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from vector_search.columns import (
+from vector_search.embedder import Embedder
+from vector_search.embedding_columns import (
     APPLICATION_PREFIX,
     NEXT,
     PRIMARY,
@@ -47,7 +48,6 @@ from vector_search.columns import (
     not_null_constraint,
     searchable_column,
 )
-from vector_search.embedder import Embedder
 from vector_search.ingest import embedding_input
 
 HNSW_MAX_DIMENSIONS = 2000  # pgvector: HNSW indexes vector columns up to 2000

@@ -29,7 +29,7 @@ import psycopg
 from pgvector import Vector
 from psycopg.rows import dict_row
 
-from vector_search.columns import COLUMNS, PRIMARY, searchable_column
+from vector_search.embedding_columns import COLUMNS, PRIMARY, searchable_column
 from vector_search.errors import SearchColumnUnavailable
 from vector_search.lexical import LexicalRetriever
 

@@ -29,9 +29,9 @@ from pgvector.psycopg import register_vector
 from vector_search import reindex
 from vector_search.check import CheckResult, run_checks
 from vector_search.cli import main
-from vector_search.columns import NEXT, PRIMARY, load_columns
 from vector_search.config import Settings
 from vector_search.embedder import OllamaEmbedder
+from vector_search.embedding_columns import NEXT, PRIMARY, load_columns
 from vector_search.errors import EmbedderUnavailable
 from vector_search.ingest import Ingestor, IngestSummary
 from vector_search.migrations import LATEST_VERSION, MigrationError, migrate

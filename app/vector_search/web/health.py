@@ -21,13 +21,13 @@ from flask import Blueprint, Response, jsonify, request
 from flask_limiter import Limiter
 
 from vector_search import __version__
-from vector_search.columns import searchable_column
+from vector_search.access import KEY_ROLES
 from vector_search.config import Settings
 from vector_search.db import transaction
+from vector_search.embedding_columns import searchable_column
 from vector_search.errors import DependencyUnavailable, EmbedderError
 from vector_search.keys import Peppers, lookup_key, well_formed
 from vector_search.migrations import LATEST_VERSION
-from vector_search.roles import KEY_ROLES
 from vector_search.services import Services
 from vector_search.web.context import current_services
 

@@ -1,4 +1,5 @@
-"""Caller roles from the seed's auth config, plus an anonymous role."""
+"""Access roles of API callers (student, staff, academic, admin; anonymous):
+clearance, rate limit and result cap. Not Ansible or PostgreSQL roles."""
 
 from __future__ import annotations
 
