@@ -136,11 +136,10 @@ def _hybrid(
     request: SearchRequest,
     vector: list[float],
     clearance: int,
-    max_results: int,
 ) -> Any:
     def call(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         with conn.transaction():
-            return engine.run(conn, request, vector, clearance, max_results)
+            return engine.run(conn, request, vector, clearance)
 
     return call
 
@@ -165,7 +164,10 @@ def measure(
     new = engine_for(settings)
     old = legacy_engine(new)
     requests = [
-        SearchRequest(q, config=QueryConfig(similarity_threshold=threshold))
+        SearchRequest(
+            q,
+            config=QueryConfig(similarity_threshold=threshold, max_results=max_results),
+        )
         for q in queries
     ]
     dsn = stack.app_dsn(settings.database_name)
@@ -176,7 +178,7 @@ def measure(
             if path == KNN:
                 return _knn(new, vectors[n], clearance)
             engine = old if path == OLD else new
-            return _hybrid(engine, requests[n], vectors[n], clearance, max_results)
+            return _hybrid(engine, requests[n], vectors[n], clearance)
 
         for n in range(min(warm, len(queries))):  # pages cached, statements prepared
             for path in PATHS:

@@ -153,7 +153,10 @@ def drive_psycopg(
 
     conns: dict[int, psycopg.Connection[Any]] = {}
     requests = [
-        SearchRequest(q, config=QueryConfig(similarity_threshold=threshold))
+        SearchRequest(
+            q,
+            config=QueryConfig(similarity_threshold=threshold, max_results=max_results),
+        )
         for q in queries
     ]
 
@@ -168,7 +171,7 @@ def drive_psycopg(
     def work(w: int, i: int) -> str:
         n = i % len(queries)
         with conns[w].transaction():
-            engine.run(conns[w], requests[n], vectors[n], clearance, max_results)
+            engine.run(conns[w], requests[n], vectors[n], clearance)
         return "ok"
 
     try:

@@ -161,7 +161,7 @@ def evaluate(
                     max_results=DEPTH,
                 ),
             )
-            params = engine.params(request, vector, 5, DEPTH)
+            params = engine.params(request, vector, 5)
             for name in ("lexical", "vectors"):
                 started = time.perf_counter()
                 with conn.transaction():
@@ -179,7 +179,7 @@ def evaluate(
                 )
             started = time.perf_counter()
             with conn.transaction():
-                results = engine.run(conn, request, vector, 5, DEPTH)
+                results = engine.run(conn, request, vector, 5)
             latency["hybrid"].append(time.perf_counter() - started)
             ranked["hybrid"].append([r["document_id"] for r in results])
         started = time.perf_counter()

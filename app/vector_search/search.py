@@ -59,16 +59,20 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     config: QueryConfig = field(default_factory=QueryConfig)
 
-    def cache_payload(
-        self, role: str, clearance: int, max_results: int
-    ) -> dict[str, Any]:
-        """What a cached response depends on. ``max_results`` is the limit the
-        search runs with (the request's, capped by the role): requests for 50 and
-        100 results under a cap of 20 are the same search and share one entry."""
+    def capped(self, max_results: int) -> SearchRequest:
+        """The request as it runs under a role allowing at most ``max_results``."""
+        if self.config.max_results <= max_results:
+            return self
+        return replace(self, config=replace(self.config, max_results=max_results))
+
+    def cache_payload(self, role: str, clearance: int) -> dict[str, Any]:
+        """What a cached response depends on. Call it on the capped request:
+        requests for 50 and 100 results under a cap of 20 are the same search
+        and share one entry."""
         return {
             "query": self.query,
             "filters": asdict(self.filters),
-            "config": asdict(replace(self.config, max_results=max_results)),
+            "config": asdict(self.config),
             "role": role,
             "clearance": clearance,
         }
@@ -283,7 +287,6 @@ class SearchEngine:
         request: SearchRequest,
         vector: list[float],
         clearance: int,
-        max_results: int,
     ) -> dict[str, Any]:
         cfg, flt = request.config, request.filters
         effective_clearance = min(clearance, flt.max_clearance or clearance)
@@ -309,7 +312,7 @@ class SearchEngine:
             "w_pri": cfg.priority_weight,
             "w_pop": cfg.popularity_weight,
             "w_dep": cfg.department_weight,
-            "max_results": max_results,
+            "max_results": cfg.max_results,
             **self.retriever.params(),
         }
 
@@ -319,13 +322,12 @@ class SearchEngine:
         request: SearchRequest,
         vector: list[float],
         clearance: int,
-        max_results: int,
     ) -> list[dict[str, Any]]:
         column = self.prepare(conn)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 self.sql(request.filters, parse_operators(request.query), column),  # type: ignore[arg-type,unused-ignore]
-                self.params(request, vector, clearance, max_results),
+                self.params(request, vector, clearance),
             )
             return [format_result(row) for row in cur.fetchall()]
 

@@ -108,7 +108,7 @@ def _rows(
         column = engine.prepare(conn)
         cur.execute(
             engine.sql(request.filters, parse_operators(request.query), column),  # type: ignore[arg-type]
-            engine.params(request, vector, clearance, request.config.max_results),
+            engine.params(request, vector, clearance),
         )
         return cur.fetchall()
 
@@ -203,7 +203,7 @@ def test_feedback_vector_is_computed_once(
         row = conn.execute(
             "EXPLAIN (ANALYZE, FORMAT JSON) "
             + engine.sql(Filters(), parse_operators(query), column),  # type: ignore[operator]
-            engine.params(request, vectors[query], 4, 10),
+            engine.params(request, vectors[query], 4),
         ).fetchone()
     assert row is not None
     plan = row[0] if isinstance(row[0], list) else json.loads(row[0])

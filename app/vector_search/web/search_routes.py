@@ -38,15 +38,12 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
         principal = current_principal()
         search_request = parse_search(
             read_json_body(request), services.settings.default_similarity_threshold
-        )
-        max_results = min(search_request.config.max_results, principal.role.max_results)
+        ).capped(principal.role.max_results)
         clearance = principal.role.clearance_level
         generation = services.cache.generation()
         request_digest = digest(
             {
-                **search_request.cache_payload(
-                    principal.role.name, clearance, max_results
-                ),
+                **search_request.cache_payload(principal.role.name, clearance),
                 # during a reindex instances of both models answer: each its own results
                 "model": [
                     services.settings.embedding_model,
@@ -67,9 +64,7 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
         db_started = time.perf_counter()
         results = run_in_transaction(
             services.pool,
-            lambda conn: services.engine.run(
-                conn, search_request, vector, clearance, max_results
-            ),
+            lambda conn: services.engine.run(conn, search_request, vector, clearance),
             services.settings.database_statement_timeout_ms,
             services.settings.database_retry_seconds,
         )
@@ -83,7 +78,7 @@ def create_blueprint(limiter: Limiter) -> Blueprint:
             "query": search_request.query,
             "results": results,
             "count": len(results),
-            "max_results": max_results,
+            "max_results": search_request.config.max_results,
             "role": principal.role.name,
             "from_cache": False,
             "search_time": round(search_time, 6),
