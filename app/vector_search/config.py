@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from vector_search import retrievers
+
 DEFAULT_ENV_FILE = "/etc/vector-search/vector-search.env"
 ENV_FILE_VARIABLE = "VECTOR_SEARCH_ENV_FILE"
 SECRET_SETTINGS = {"DATABASE_PASSWORD", "DATABASE_OWNER_PASSWORD", "REDIS_PASSWORD"}
@@ -97,6 +99,13 @@ def _choice(*options: str) -> Callable[[str, str], str]:
         return value
 
     return parse
+
+
+def _retriever_help() -> str:
+    """LEXICAL_RETRIEVER's help: each registered retriever and its summary."""
+    described = [f"{name} ({cls.summary})" for name, cls in retrievers.REGISTRY.items()]
+    listed = ", ".join(described[:-1]) + " or " if len(described) > 1 else ""
+    return f"lexical retriever: {listed}{described[-1]}"
 
 
 def _url(*schemes: str) -> Callable[[str, str], str]:
@@ -554,8 +563,8 @@ SETTINGS: tuple[Spec, ...] = (
     Spec(
         "LEXICAL_RETRIEVER",
         "bm25",
-        "lexical retriever: bm25 (Okapi BM25 from term statistics), tsrank (OR-ed lexemes ranked by ts_rank) or none",
-        _choice("tsrank", "bm25", "none"),
+        _retriever_help(),
+        _choice(*retrievers.names()),
     ),
     Spec(
         "FUSION",

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 
 from vector_search.embedding_columns import COLUMNS, PRIMARY, searchable_column
 from vector_search.errors import SearchColumnUnavailable
-from vector_search.lexical import LexicalRetriever
+from vector_search.retrievers import LexicalRetriever
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class SearchEngine:
         operators = operators or QueryOperators("")
         predicate = filter_predicate(filters) + _exclusion_predicate(operators)
         lexical_predicate = predicate + _phrase_predicate(operators)
-        lists = 1 if self.retriever.name == "none" else 2
+        lists = 1 + self.retriever.lists  # the vector list and the retriever's
         return f"""
         WITH vec AS MATERIALIZED (
             SELECT c.id, c.{column} <=> %(qvec)s AS distance

@@ -12,8 +12,8 @@ from vector_search.config import Settings
 from vector_search.db import create_pool
 from vector_search.embedder import OllamaEmbedder
 from vector_search.keys import KeyStats
-from vector_search.lexical import make_retriever
 from vector_search.metrics import Metrics
+from vector_search.retrievers import make as make_retriever
 from vector_search.search import SearchEngine
 
 
@@ -63,12 +63,7 @@ class Services:
 def build_engine(settings: Settings) -> SearchEngine:
     """The search engine these settings describe (retriever, fusion, feedback)."""
     return SearchEngine(
-        make_retriever(
-            settings.lexical_retriever,
-            settings.bm25_k1,
-            settings.bm25_b,
-            settings.bm25_max_candidates,
-        ),
+        make_retriever(settings.lexical_retriever, settings),
         settings.search_candidates,
         settings.rrf_k,
         settings.text_search_config,

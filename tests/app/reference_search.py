@@ -13,7 +13,8 @@ Only the two pieces that changed are kept; everything else is the service's own
 
 from __future__ import annotations
 
-from vector_search.lexical import QUOTED_LEXEME, Bm25Retriever
+from vector_search.retrievers import QUOTED_LEXEME
+from vector_search.retrievers.bm25 import Bm25Retriever
 from vector_search.search import SearchEngine
 
 __all__ = ["LegacyBm25Retriever", "LegacySearchEngine", "legacy_engine"]

@@ -16,7 +16,7 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from vector_search.embedder import OllamaEmbedder
 from vector_search.ingest import Ingestor
-from vector_search.lexical import Bm25Retriever
+from vector_search.retrievers.bm25 import Bm25Retriever
 from vector_search.search import Filters, filter_predicate, parse_operators
 from vs_services import CORPUS, Postgres, SettingsFactory, owner_connection, search
 

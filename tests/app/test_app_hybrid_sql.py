@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -15,7 +16,8 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from reference_search import legacy_engine
 from vector_search.embedder import OllamaEmbedder
-from vector_search.lexical import Bm25Retriever, make_retriever
+from vector_search.retrievers import make as make_retriever
+from vector_search.retrievers.bm25 import Bm25Retriever
 from vector_search.search import (
     Filters,
     QueryConfig,
@@ -42,7 +44,12 @@ QUERIES = [
 def _engine(retriever: str, **options: Any) -> SearchEngine:
     max_candidates = options.pop("max_candidates", 2000)
     return SearchEngine(
-        make_retriever(retriever, 1.2, 0.75, max_candidates),
+        make_retriever(
+            retriever,
+            SimpleNamespace(
+                bm25_k1=1.2, bm25_b=0.75, bm25_max_candidates=max_candidates
+            ),
+        ),
         options.pop("candidates", 100),
         60,
         "english",

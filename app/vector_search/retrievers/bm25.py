@@ -1,58 +1,19 @@
-"""Lexical retrievers: SQL fragments that rank chunks for a text query.
-
-A retriever yields the body of a CTE named ``lex`` with columns
-``(id, lex_score)``, at most ``%(candidates)s`` rows, best first, obeying the
-same filter predicate as the vector side. The hybrid query fuses it with the
-vector list by Reciprocal Rank Fusion.
-
-Both retrievers OR the query's lexemes: question-style queries AND-ed by
-``websearch_to_tsquery`` match almost nothing. Lexemes are quoted into a
-``tsquery`` literal (quotes doubled, backslashes escaped), so user input is
-never parsed as tsquery syntax.
-"""
+"""``bm25``: Okapi BM25 from exact term statistics (the default retriever)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-# SQL: the text column "lexeme" as a quoted tsquery operand
-QUOTED_LEXEME = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
-
-
-class LexicalRetriever(Protocol):
-    name: str
-
-    def cte(self, filters_sql: str) -> str:
-        """SQL for ``lex AS MATERIALIZED (...)``; may use %(query)s, %(tsconfig)s, %(candidates)s."""
-        ...
-
-    def params(self) -> dict[str, Any]:
-        """Extra query parameters the CTE uses."""
-        ...
+from vector_search.retrievers.base import (
+    QUOTED_LEXEME,
+    LexicalRetriever,
+    RetrieverSettings,
+    register,
+)
 
 
-class TsRankRetriever:
-    """OR-ed lexemes ranked by length-normalised ``ts_rank``; the GIN index finds matches."""
-
-    name = "tsrank"
-
-    def params(self) -> dict[str, Any]:
-        return {}
-
-    def cte(self, filters_sql: str) -> str:
-        return f"""
-        SELECT c.id, ts_rank(c.tsv, q.query, 1) AS lex_score
-        FROM document_chunks c,
-             (SELECT (SELECT string_agg({QUOTED_LEXEME}, ' | ')
-                      FROM unnest(tsvector_to_array(
-                          to_tsvector(%(tsconfig)s::regconfig, %(query)s))) AS lexeme
-                     )::tsquery AS query) AS q
-        WHERE q.query IS NOT NULL AND c.tsv @@ q.query AND {filters_sql}
-        ORDER BY lex_score DESC, c.id
-        LIMIT %(candidates)s"""
-
-
-class Bm25Retriever:
+@register
+class Bm25Retriever(LexicalRetriever):
     """Okapi BM25 over the chunks' tsvectors, from term statistics that triggers keep
     exact (``lexeme_stats``: chunks per lexeme; ``corpus_stats``: chunk count and
     total tokens; migration 2). Candidates come from one GIN-index match on the
@@ -77,11 +38,16 @@ class Bm25Retriever:
     without), which ``to_tsvector`` guarantees for the generated ``tsv``."""
 
     name = "bm25"
+    summary = "Okapi BM25 from term statistics"
 
     def __init__(
         self, k1: float = 1.2, b: float = 0.75, max_candidates: int = 2000
     ) -> None:
         self.k1, self.b, self.max_candidates = k1, b, max_candidates
+
+    @classmethod
+    def from_settings(cls, settings: RetrieverSettings) -> Bm25Retriever:
+        return cls(settings.bm25_k1, settings.bm25_b, settings.bm25_max_candidates)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -134,27 +100,3 @@ class Bm25Retriever:
         GROUP BY m.id
         ORDER BY lex_score DESC, m.id
         LIMIT %(candidates)s"""
-
-
-class NoLexicalRetriever:
-    """Vectors only."""
-
-    name = "none"
-
-    def params(self) -> dict[str, Any]:
-        return {}
-
-    def cte(self, filters_sql: str) -> str:
-        return "SELECT NULL::bigint AS id, NULL::real AS lex_score WHERE false"
-
-
-def make_retriever(
-    name: str, k1: float = 1.2, b: float = 0.75, max_candidates: int = 2000
-) -> LexicalRetriever:
-    if name == "bm25":
-        return Bm25Retriever(k1, b, max_candidates)
-    if name == "tsrank":
-        return TsRankRetriever()
-    if name == "none":
-        return NoLexicalRetriever()
-    raise ValueError(f"unknown lexical retriever {name!r}")
