@@ -468,6 +468,155 @@ def _v6(settings: Settings) -> list[sql.SQL | sql.Composed]:
     return statements
 
 
+# The chunks a statement added (new_rows) or removed (old_rows), counted per
+# lexeme and clearance level; the global tables take the sums over levels.
+_LEVEL_COUNTS = """
+    SELECT lexeme, clearance_level, count(*) AS n
+    FROM {rows}, unnest(tsvector_to_array({rows}.tsv)) AS lexeme
+    GROUP BY lexeme, clearance_level"""
+
+
+def _stats_add(rows: str) -> str:
+    """Statements adding ``rows`` (a transition table) to every statistics table.
+    Rows are upserted in key order, so concurrent ingests lock them in one order."""
+    counts = _LEVEL_COUNTS.format(rows=rows)
+    return f"""
+            WITH counts AS MATERIALIZED ({counts}
+            ), per_level AS (
+                INSERT INTO lexeme_level_stats AS s (lexeme, clearance_level, doc_freq)
+                SELECT lexeme, clearance_level, n FROM counts ORDER BY lexeme, clearance_level
+                ON CONFLICT (lexeme, clearance_level) DO UPDATE SET doc_freq = s.doc_freq + EXCLUDED.doc_freq
+            )
+            INSERT INTO lexeme_stats AS s (lexeme, doc_freq)
+            SELECT lexeme, sum(n) FROM counts GROUP BY lexeme ORDER BY lexeme
+            ON CONFLICT (lexeme) DO UPDATE SET doc_freq = s.doc_freq + EXCLUDED.doc_freq;
+            INSERT INTO corpus_level_stats AS s (clearance_level, chunk_count, total_tokens)
+            SELECT clearance_level, count(*), coalesce(sum(token_count), 0)
+            FROM {rows} GROUP BY clearance_level ORDER BY clearance_level
+            ON CONFLICT (clearance_level) DO UPDATE SET
+                chunk_count = s.chunk_count + EXCLUDED.chunk_count,
+                total_tokens = s.total_tokens + EXCLUDED.total_tokens;
+            UPDATE corpus_stats SET
+                chunk_count = chunk_count + (SELECT count(*) FROM {rows}),
+                total_tokens = total_tokens + (SELECT coalesce(sum(token_count), 0) FROM {rows});"""
+
+
+def _stats_remove(rows: str) -> str:
+    """Statements removing ``rows`` from every statistics table; a lexeme no chunk
+    holds any more (at a level, or at all) loses its row."""
+    counts = _LEVEL_COUNTS.format(rows=rows)
+    return f"""
+            WITH counts AS MATERIALIZED ({counts}
+            ), per_level AS (
+                UPDATE lexeme_level_stats s SET doc_freq = s.doc_freq - c.n
+                FROM (SELECT * FROM counts ORDER BY lexeme, clearance_level) AS c
+                WHERE s.lexeme = c.lexeme AND s.clearance_level = c.clearance_level
+            ), changed AS (
+                UPDATE lexeme_stats s SET doc_freq = s.doc_freq - g.n
+                FROM (SELECT lexeme, sum(n) AS n FROM counts GROUP BY lexeme ORDER BY lexeme) AS g
+                WHERE s.lexeme = g.lexeme
+                RETURNING s.lexeme
+            )
+            SELECT array_agg(lexeme) INTO touched FROM changed;
+            IF touched IS NOT NULL THEN
+                DELETE FROM lexeme_level_stats WHERE lexeme = ANY(touched) AND doc_freq <= 0;
+                DELETE FROM lexeme_stats WHERE lexeme = ANY(touched) AND doc_freq <= 0;
+            END IF;
+            UPDATE corpus_level_stats s SET
+                chunk_count = s.chunk_count - g.n, total_tokens = s.total_tokens - g.tokens
+            FROM (SELECT clearance_level, count(*) AS n, coalesce(sum(token_count), 0) AS tokens
+                  FROM {rows} GROUP BY clearance_level) AS g
+            WHERE s.clearance_level = g.clearance_level;
+            UPDATE corpus_stats SET
+                chunk_count = chunk_count - (SELECT count(*) FROM {rows}),
+                total_tokens = total_tokens - (SELECT coalesce(sum(token_count), 0) FROM {rows});"""
+
+
+def _v7(settings: Settings) -> list[sql.SQL | sql.Composed]:
+    """BM25 statistics per clearance level (issue 14 item 9, issue 15): a caller's
+    document frequencies, chunk count and average length count only the chunks at
+    or below the caller's clearance, so lexical scores reveal nothing about
+    restricted chunks. The global tables stay, kept by the same triggers, for
+    instances of the previous release during a rolling upgrade (expand; a later
+    release may drop them).
+
+    Online: ``LOCK ... IN SHARE MODE`` holds writes to the chunks (ingest waits)
+    while the new tables are filled from them and the trigger functions are
+    replaced, so no write can slip between the fill and the triggers that keep
+    it exact; searches (ACCESS SHARE) never wait. ``lock_timeout`` stops the
+    migration from queueing behind a long transaction: run it again."""
+    return [
+        sql.SQL("SET LOCAL lock_timeout = '10s'"),
+        sql.SQL("LOCK TABLE document_chunks IN SHARE MODE"),
+        sql.SQL("""
+        CREATE TABLE lexeme_level_stats (
+            lexeme text NOT NULL,
+            clearance_level smallint NOT NULL CHECK (clearance_level BETWEEN 1 AND 5),
+            doc_freq integer NOT NULL CHECK (doc_freq >= 0),
+            PRIMARY KEY (lexeme, clearance_level)
+        )"""),
+        sql.SQL(
+            "COMMENT ON TABLE lexeme_level_stats IS 'BM25 document frequencies per lexeme and "
+            "clearance level; a caller''s frequency is the sum over the levels it may see'"
+        ),
+        sql.SQL("""
+        CREATE TABLE corpus_level_stats (
+            clearance_level smallint PRIMARY KEY CHECK (clearance_level BETWEEN 1 AND 5),
+            chunk_count bigint NOT NULL,
+            total_tokens bigint NOT NULL
+        )"""),
+        sql.SQL("""
+        INSERT INTO lexeme_level_stats (lexeme, clearance_level, doc_freq)
+        SELECT lexeme, clearance_level, count(*)
+        FROM document_chunks, unnest(tsvector_to_array(tsv)) AS lexeme
+        GROUP BY lexeme, clearance_level"""),
+        sql.SQL("""
+        INSERT INTO corpus_level_stats (clearance_level, chunk_count, total_tokens)
+        SELECT level, count(c.id), coalesce(sum(c.token_count), 0)
+        FROM generate_series(1, 5) AS level
+        LEFT JOIN document_chunks c ON c.clearance_level = level
+        GROUP BY level"""),
+        sql.SQL(f"""
+        CREATE OR REPLACE FUNCTION bm25_stats_add() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN{_stats_add("new_rows")}
+            RETURN NULL;
+        END $$"""),
+        sql.SQL(f"""
+        CREATE OR REPLACE FUNCTION bm25_stats_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched text[];
+        BEGIN{_stats_remove("old_rows")}
+            RETURN NULL;
+        END $$"""),
+        sql.SQL(f"""
+        CREATE OR REPLACE FUNCTION bm25_stats_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched text[];
+        BEGIN
+            -- an update that changes no chunk's text or clearance (reindex fill) leaves
+            -- the statistics alone
+            IF NOT EXISTS (
+                SELECT 1 FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
+                WHERE o.id IS NULL OR n.id IS NULL OR o.tsv IS DISTINCT FROM n.tsv
+                   OR o.token_count IS DISTINCT FROM n.token_count
+                   OR o.clearance_level IS DISTINCT FROM n.clearance_level
+            ) THEN
+                RETURN NULL;
+            END IF;{_stats_remove("old_rows")}{_stats_add("new_rows")}
+            RETURN NULL;
+        END $$"""),
+        sql.SQL("""
+        CREATE OR REPLACE FUNCTION bm25_stats_reset() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM lexeme_stats;
+            DELETE FROM lexeme_level_stats;
+            UPDATE corpus_stats SET chunk_count = 0, total_tokens = 0;
+            UPDATE corpus_level_stats SET chunk_count = 0, total_tokens = 0;
+            RETURN NULL;
+        END $$"""),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1),
     Migration(2, "bm25 term statistics", _v2),
@@ -475,6 +624,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "embedding column registry", _v4, _v4_check),
     Migration(5, "api key expiry", _v5),
     Migration(KEY_FUNCTIONS_VERSION, "api key functions for the runtime role", _v6),
+    Migration(7, "bm25 statistics per clearance level", _v7),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -635,11 +785,11 @@ def _grant_runtime(
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
         sql.SQL(
             "REVOKE ALL ON documents, document_chunks, api_keys, schema_migrations, lexeme_stats, "
-            "corpus_stats FROM {}"
+            "corpus_stats, lexeme_level_stats, corpus_level_stats FROM {}"
         ).format(ident),
         sql.SQL(
             "GRANT SELECT ON documents, document_chunks, schema_migrations, lexeme_stats, "
-            "corpus_stats TO {}"
+            "corpus_stats, lexeme_level_stats, corpus_level_stats TO {}"
         ).format(ident),
         # searches look up the column of their model (vector_search.embedding_columns)
         sql.SQL("REVOKE ALL ON embedding_columns, content_hash_basis FROM {}").format(

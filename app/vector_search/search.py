@@ -402,13 +402,10 @@ def public_result(result: dict[str, Any]) -> dict[str, Any]:
     """A result as every role but admin sees it: no ``score_parts`` and the score
     rounded to PUBLIC_SCORE_DECIMALS.
 
-    The lexical side's BM25 statistics (document frequencies, chunk count,
-    average length) are corpus-wide, so they count chunks above the caller's
-    clearance: lexical scores, ranks and an exact score would let a caller probe
-    how many restricted chunks contain a word. Without the parts, and with two
-    decimals (the lexical term moves the score by at most
-    similarity_weight * LEXICAL_WEIGHT, 0.15 with the defaults), what remains
-    is the order of the results (docs: the residual risk)."""
+    The lexical statistics behind a caller's scores count only chunks at or
+    below the caller's clearance (migration 7), so scores reveal nothing about
+    restricted chunks; the parts and exact scores are still detail only an
+    administrator needs (docs: app/README "What each caller learns")."""
     out = {k: v for k, v in result.items() if k != "score_parts"}
     out["score"] = round(float(result["score"]), PUBLIC_SCORE_DECIMALS)
     return out

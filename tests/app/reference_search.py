@@ -3,7 +3,9 @@ verbatim as a reference: tests compare the service's SQL with it (same rows,
 same scores) and the benchmark's cost section measures both side by side.
 
 Only the two pieces that changed are kept; everything else is the service's own
-``SearchEngine.sql``:
+``SearchEngine.sql``, and the term statistics are the service's too (per
+clearance level since migration 7: ``QUERY_TERMS``), so the comparison is about
+the SQL's shape:
 - ``LegacyBm25Retriever.cte``: unnests every candidate's whole tsvector
   (~60 lexemes each) to score the few query lexemes;
 - ``LegacySearchEngine._feedback_sql``: the feedback vector's CTE is not
@@ -14,7 +16,7 @@ Only the two pieces that changed are kept; everything else is the service's own
 from __future__ import annotations
 
 from vector_search.retrievers import QUOTED_LEXEME
-from vector_search.retrievers.bm25 import Bm25Retriever
+from vector_search.retrievers.bm25 import QUERY_TERMS, Bm25Retriever
 from vector_search.search import SearchEngine
 
 __all__ = ["LegacyBm25Retriever", "LegacySearchEngine", "legacy_engine"]
@@ -25,17 +27,7 @@ class LegacyBm25Retriever(Bm25Retriever):
 
     def cte(self, filters_sql: str) -> str:
         return f"""
-        WITH query_terms AS (
-            SELECT s.lexeme,
-                   s.doc_freq,
-                   ln(1 + (cs.chunk_count - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf,
-                   cs.total_tokens::float8 / greatest(cs.chunk_count, 1) AS avg_len
-            FROM (SELECT DISTINCT lexeme
-                  FROM unnest(tsvector_to_array(
-                      to_tsvector(%(tsconfig)s::regconfig, %(query)s))) AS lexeme) AS q
-            JOIN lexeme_stats s USING (lexeme)
-            CROSS JOIN corpus_stats cs
-            WHERE s.doc_freq > 0
+        WITH query_terms AS ({QUERY_TERMS}
         ), selective AS (
             -- rarest lexemes first, while the chunks they can match stay under the cap
             SELECT lexeme

@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
+from vector_search import migrations
 from vector_search.embedder import OllamaEmbedder
 from vector_search.ingest import Ingestor
 from vector_search.retrievers.bm25 import Bm25Retriever
@@ -49,6 +50,36 @@ def _assert_stats_exact(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT chunk_count, total_tokens FROM corpus_stats").fetchone()
         == totals
     )
+    per_level = {
+        (lexeme, level): n
+        for lexeme, level, n in conn.execute(
+            "SELECT lexeme, clearance_level, count(*) "
+            "FROM document_chunks, unnest(tsvector_to_array(tsv)) AS lexeme "
+            "GROUP BY lexeme, clearance_level"
+        ).fetchall()
+    }
+    stored_levels = {
+        (lexeme, level): n
+        for lexeme, level, n in conn.execute(
+            "SELECT lexeme, clearance_level, doc_freq FROM lexeme_level_stats"
+        ).fetchall()
+    }
+    assert stored_levels == per_level
+    level_totals = {
+        level: (n, tokens)
+        for level, n, tokens in conn.execute(
+            "SELECT level, count(c.id), coalesce(sum(c.token_count), 0) "
+            "FROM generate_series(1, 5) AS level "
+            "LEFT JOIN document_chunks c ON c.clearance_level = level GROUP BY level"
+        ).fetchall()
+    }
+    stored_totals = {
+        level: (n, tokens)
+        for level, n, tokens in conn.execute(
+            "SELECT clearance_level, chunk_count, total_tokens FROM corpus_level_stats"
+        ).fetchall()
+    }
+    assert stored_totals == level_totals
     lengths = conn.execute(
         "SELECT count(*) FROM document_chunks c WHERE c.token_count <> "
         "(SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0) FROM unnest(c.tsv) u)"
@@ -97,20 +128,35 @@ def test_stats_stay_exact(
         )
         conn.execute("UPDATE document_chunks SET text = text || ' extra words here'")
         _assert_stats_exact(conn)
+        # a clearance change alone moves the chunks' counts between levels
+        conn.execute(
+            "UPDATE document_chunks SET clearance_level = 6 - clearance_level "
+            "WHERE id % 2 = 0"
+        )
+        _assert_stats_exact(conn)
+        conn.execute("UPDATE document_chunks SET priority = priority")  # no change
+        _assert_stats_exact(conn)
         conn.execute("DELETE FROM documents")
         _assert_stats_exact(conn)
         assert conn.execute(
             "SELECT chunk_count, total_tokens FROM corpus_stats"
         ).fetchone() == (0, 0)
+    _ingest(postgres, db, settings, source)
+    with owner_connection(postgres, db) as conn:
+        conn.execute("TRUNCATE document_chunks")
+        _assert_stats_exact(conn)
 
 
 def _python_bm25(
-    conn: psycopg.Connection[Any], query: str, k1: float, b: float
+    conn: psycopg.Connection[Any], query: str, k1: float, b: float, clearance: int = 5
 ) -> dict[int, float]:
+    """BM25 recomputed from scratch over the chunks a caller of ``clearance`` may
+    see: their term frequencies, lengths, count and document frequencies only."""
     tf: dict[int, dict[str, int]] = defaultdict(dict)
     for chunk_id, lexeme, count in conn.execute(
         "SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) "
-        "FROM document_chunks c, unnest(c.tsv) AS u"
+        "FROM document_chunks c, unnest(c.tsv) AS u WHERE c.clearance_level <= %s",
+        (clearance,),
     ):
         tf[chunk_id][lexeme] = count
     lengths = {cid: sum(terms.values()) for cid, terms in tf.items()}
@@ -133,16 +179,22 @@ def _python_bm25(
     return scores
 
 
+@pytest.mark.parametrize("clearance", [5, 2, 1])
 @pytest.mark.parametrize(
     "query",
     [
         "password reset instructions",
         "how do I connect to the eduroam wireless network?",
         "library",
+        "forensic evidence escalation runbook",
     ],
 )
 def test_scores_match_reference_bm25(
-    postgres: Postgres, main_db: str, corpus_ingested: object, query: str
+    postgres: Postgres,
+    main_db: str,
+    corpus_ingested: object,
+    query: str,
+    clearance: int,
 ) -> None:
     retriever = Bm25Retriever(k1=1.2, b=0.75)
     sql = f"SELECT * FROM ({retriever.cte(filter_predicate(Filters()))}) AS lex"
@@ -150,14 +202,14 @@ def test_scores_match_reference_bm25(
         "query": query,
         "tsconfig": "english",
         "candidates": 1000,
-        "clearance": 5,
+        "clearance": clearance,
         **retriever.params(),
     }
     with owner_connection(postgres, main_db) as conn:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(sql, params)  # type: ignore[arg-type]
             got = {row["id"]: float(row["lex_score"]) for row in cur.fetchall()}
-        expected = _python_bm25(conn, query, 1.2, 0.75)
+        expected = _python_bm25(conn, query, 1.2, 0.75, clearance)
     assert got.keys() == expected.keys()
     for chunk_id, score in expected.items():
         assert math.isclose(got[chunk_id], score, rel_tol=1e-9), chunk_id
@@ -290,3 +342,96 @@ def test_quoted_phrase_restricts_lexical_candidates(
     ]
     assert lexical and body["results"][0]["document_id"] == "estates-maintenance"
     assert all("leaking roof" in r["text"].lower() for r in lexical)
+
+
+def _lexical_scores(
+    conn: psycopg.Connection[Any], query: str, clearance: int
+) -> dict[int, float]:
+    retriever = Bm25Retriever()
+    sql = f"SELECT id, lex_score FROM ({retriever.cte(filter_predicate(Filters()))}) AS lex"
+    params = {
+        "query": query,
+        "tsconfig": "english",
+        "candidates": 1000,
+        "clearance": clearance,
+        **retriever.params(),
+    }
+    return {r[0]: float(r[1]) for r in conn.execute(sql, params).fetchall()}  # type: ignore[arg-type]
+
+
+def test_restricted_chunks_do_not_move_a_callers_scores(
+    postgres: Postgres, fresh_db: tuple[str, SettingsFactory], tmp_path: Path
+) -> None:
+    """Issue 14 item 9: a student's lexical scores are computed from what a
+    student may see. Adding restricted chunks full of the query's words changes
+    an admin's scores (their statistics count them) and not the student's: no
+    probing of how many restricted chunks hold a word."""
+    db, factory = fresh_db
+    settings = factory()
+    source = tmp_path / "corpus"
+    shutil.copytree(CORPUS, source)
+    _ingest(postgres, db, settings, source)
+    query = "password reset instructions"
+    with owner_connection(postgres, db) as conn:
+        student_before = _lexical_scores(conn, query, 1)
+        admin_before = _lexical_scores(conn, query, 5)
+    assert student_before
+    secret = source / "hr" / "restricted-password-notes.md"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text(
+        "---\ntitle: Restricted password notes\ndepartment: HR\nclearance_level: 5\n---\n"
+        + "Password reset instructions for the payroll system. " * 20
+    )
+    _ingest(postgres, db, settings, source)
+    with owner_connection(postgres, db) as conn:
+        student_after = _lexical_scores(conn, query, 1)
+        admin_after = _lexical_scores(conn, query, 5)
+        _assert_stats_exact(conn)
+    assert student_after == student_before
+    assert admin_after != admin_before
+    assert set(admin_after) > set(admin_before)
+
+
+def test_migration_7_fills_the_level_statistics_of_a_live_corpus(
+    postgres: Postgres,
+    fresh_db: tuple[str, SettingsFactory],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A corpus ingested under the previous release (migrations 1-6) gets exact
+    per-level statistics from migration 7, and later writes keep them exact."""
+    db, factory = fresh_db
+    settings = factory()
+    with owner_connection(postgres, db) as conn:
+        conn.execute("DROP TABLE lexeme_level_stats, corpus_level_stats")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+    with monkeypatch.context() as patch:
+        # the previous release's trigger functions, from its migrations
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:6])
+        with owner_connection(postgres, db) as conn:
+            for version in (2, 4):
+                for statement in migrations.MIGRATIONS[version - 1].statements(
+                    settings
+                ):
+                    text = statement.as_string(conn)
+                    if "CREATE FUNCTION bm25_stats" in text:
+                        conn.execute(
+                            text.replace(
+                                "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"
+                            )
+                        )  # type: ignore[arg-type]
+    source = tmp_path / "corpus"
+    shutil.copytree(CORPUS, source)
+    _ingest(postgres, db, settings, source)
+    with owner_connection(postgres, db) as conn:
+        assert conn.execute("SELECT to_regclass('lexeme_level_stats')").fetchone() == (
+            None,
+        )
+        report = migrations.migrate(conn, settings)
+        assert report.applied == [7]
+        _assert_stats_exact(conn)
+    page = source / "it-services" / "eduroam-wifi.md"
+    page.write_text(page.read_text() + "\nQuokka wombat lexemes.\n")
+    _ingest(postgres, db, settings, source)
+    with owner_connection(postgres, db) as conn:
+        _assert_stats_exact(conn)

@@ -288,6 +288,14 @@ def test_model_change_without_downtime(
         stats = (
             "SELECT lexeme, doc_freq, xmin::text FROM lexeme_stats ORDER BY lexeme",
             "SELECT chunk_count, total_tokens, xmin::text FROM corpus_stats",
+            (
+                "SELECT lexeme, clearance_level, doc_freq, xmin::text FROM lexeme_level_stats "
+                "ORDER BY lexeme, clearance_level"
+            ),
+            (
+                "SELECT clearance_level, chunk_count, total_tokens, xmin::text "
+                "FROM corpus_level_stats ORDER BY clearance_level"
+            ),
         )
         stats_before = [conn.execute(q).fetchall() for q in stats]
         resumed = RotatedMiniLMEmbedderDouble(old)

@@ -11,12 +11,34 @@ from vector_search.retrievers.base import (
     register,
 )
 
+# The query's lexemes with their BM25 idf and the average chunk length, from the
+# statistics of the chunks at or below the caller's clearance (%(clearance)s, the
+# same value the filter predicate uses; migration 7): a lexeme only restricted
+# chunks hold is not a query term for this caller, and its scores do not move
+# when restricted chunks are added or removed.
+QUERY_TERMS = """
+            SELECT s.lexeme,
+                   s.doc_freq,
+                   ln(1 + (cs.chunk_count - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf,
+                   cs.total_tokens::float8 / greatest(cs.chunk_count, 1) AS avg_len
+            FROM (SELECT ls.lexeme, sum(ls.doc_freq) AS doc_freq
+                  FROM lexeme_level_stats ls
+                  WHERE ls.lexeme = ANY(tsvector_to_array(
+                            to_tsvector(%(tsconfig)s::regconfig, %(query)s)))
+                    AND ls.clearance_level <= %(clearance)s
+                  GROUP BY ls.lexeme) AS s
+            CROSS JOIN (SELECT sum(chunk_count) AS chunk_count, sum(total_tokens) AS total_tokens
+                        FROM corpus_level_stats
+                        WHERE clearance_level <= %(clearance)s) AS cs
+            WHERE s.doc_freq > 0"""
+
 
 @register
 class Bm25Retriever(LexicalRetriever):
     """Okapi BM25 over the chunks' tsvectors, from term statistics that triggers keep
-    exact (``lexeme_stats``: chunks per lexeme; ``corpus_stats``: chunk count and
-    total tokens; migration 2). Candidates come from one GIN-index match on the
+    exact per clearance level (``lexeme_level_stats``: chunks per lexeme and level;
+    ``corpus_level_stats``: chunk count and total tokens per level; migration 7),
+    summed over the levels the caller may see. Candidates come from one GIN-index match on the
     query's lexemes, taken rarest first while their document frequencies add up
     to less than ``max_candidates`` (at least the rarest one), and at most
     ``max_candidates`` chunks: below the cap every chunk sharing a lexeme with the
@@ -58,17 +80,7 @@ class Bm25Retriever(LexicalRetriever):
 
     def cte(self, filters_sql: str) -> str:
         return f"""
-        WITH query_terms AS (
-            SELECT s.lexeme,
-                   s.doc_freq,
-                   ln(1 + (cs.chunk_count - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf,
-                   cs.total_tokens::float8 / greatest(cs.chunk_count, 1) AS avg_len
-            FROM (SELECT DISTINCT lexeme
-                  FROM unnest(tsvector_to_array(
-                      to_tsvector(%(tsconfig)s::regconfig, %(query)s))) AS lexeme) AS q
-            JOIN lexeme_stats s USING (lexeme)
-            CROSS JOIN corpus_stats cs
-            WHERE s.doc_freq > 0
+        WITH query_terms AS ({QUERY_TERMS}
         ), selective AS (
             -- rarest lexemes first, while the chunks they can match stay under the cap
             SELECT lexeme
