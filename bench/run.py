@@ -27,12 +27,12 @@ from vector_search.cache import Cache, create_client
 from vector_search.config import load_settings
 from vector_search.keys import create_key
 
-from bench import cost, cranfield, lab, perf, relevance
+from bench import cost, cranfield, fixed, lab, perf, relevance
 from bench import report as markdown
 from bench.embcache import CachingEmbedder
 from bench.services import Stack, stack
 
-SECTIONS = ("relevance", "index", "throughput", "ingestion", "cost")
+SECTIONS = ("relevance", "index", "throughput", "ingestion", "cost", "fixed")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class Report:
     index: list[perf.IndexRow] = field(default_factory=list)
     ingestion: list[perf.IngestRow] = field(default_factory=list)
     cost: cost.CostRun | None = None
+    fixed: fixed.FixedRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     load: dict[str, float] = field(
         default_factory=dict
@@ -141,6 +142,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="section cost: times each query runs on each path (default 2; quick 1)",
     )
     p.add_argument(
+        "--fixed-requests",
+        type=int,
+        default=None,
+        help="section fixed: requests per path, one client (default 200; quick 30)",
+    )
+    p.add_argument(
         "--keys-per-client",
         type=int,
         default=None,
@@ -203,6 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ]
     args.duration = args.duration or (2.0 if q else 15.0)
     args.cost_rounds = args.cost_rounds or (1 if q else 2)
+    args.fixed_requests = args.fixed_requests or (30 if q else 200)
     args.ingest_docs = args.ingest_docs or (20 if q else 50)
     args.lab_sizes = (
         [int(x) for x in args.lab_sizes.split(",")]
@@ -275,6 +283,8 @@ def run(args: argparse.Namespace) -> Report:
         corpora: dict[int, perf.Corpus] = {}
         on_sizes = {"throughput", "cost"} & set(args.sections)
         wanted = set(args.sizes) if on_sizes else set()
+        if "fixed" in args.sections:
+            wanted.add(min(args.sizes))
         if "index" in args.sections and 384 in dims:
             wanted.add(args.ann_rows)  # the 384-dim accuracy runs on that corpus
         if wanted:
@@ -311,6 +321,11 @@ def run(args: argparse.Namespace) -> Report:
                 )
             throughput(st, [corpora[s] for s in sizes], queries[:50], args, report)
             report.seconds["throughput"] = time.perf_counter() - began
+        if "fixed" in args.sections:
+            section("fixed")
+            began = time.perf_counter()
+            report.fixed = fixed_cost(st, corpora[min(args.sizes)], queries, args)
+            report.seconds["fixed"] = time.perf_counter() - began
         if "index" in args.sections:
             section("index")
             began = time.perf_counter()
@@ -386,6 +401,27 @@ def hybrid_cost(
         min(10, role.max_results),
         perf.ALL_RESULTS_THRESHOLD,
         args.cost_rounds,
+    )
+
+
+def fixed_cost(
+    st: Stack, corpus: perf.Corpus, queries: list[str], args: argparse.Namespace
+) -> fixed.FixedRun:
+    """Section 6: the app's fixed cost per request, cached vs uncached, one client."""
+    wanted = queries[: args.fixed_requests + 5]
+    embedder = CachingEmbedder(corpus.settings)
+    try:
+        vectors = [list(map(float, v)) for v in embedder.embed(wanted)]
+    finally:
+        embedder.close()
+    return fixed.run(
+        st,
+        corpus,
+        wanted,
+        vectors,
+        args.overrides,
+        args.fixed_requests,
+        seed_embeddings,
     )
 
 

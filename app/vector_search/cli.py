@@ -262,7 +262,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 print(f"{name}\t-\t{usage[name]['active_keys']}\t{ids}")
             return 0
         if revoke_key(conn, args.id):
-            print(f"revoked key {args.id}")
+            ttl = settings.api_key_cache_seconds
+            print(
+                f"revoked key {args.id}"
+                + (
+                    f"; instances that used it in the last {ttl} s accept it for up to "
+                    f"{ttl} s more (API_KEY_CACHE_SECONDS)"
+                    if ttl
+                    else ""
+                )
+            )
             return 0
         print(f"keys revoke: no active key with id {args.id}", file=sys.stderr)
         return 1

@@ -504,6 +504,14 @@ SETTINGS: tuple[Spec, ...] = (
         _bool,
     ),
     Spec(
+        "API_KEY_CACHE_SECONDS",
+        "5",
+        "seconds each process reuses a successful API key lookup (0: look every key up on every "
+        "request); a revoked key, or one whose expiry was brought forward, still works for up to "
+        "this long on instances that used it just before; expiry itself is checked on every request",
+        _int(0, 300),
+    ),
+    Spec(
         "AUTH_FAILURE_LIMIT",
         "20",
         "failed API key authentications a client address (IPv6: its /64) may have per "
@@ -675,6 +683,7 @@ class Settings:
     api_key_pepper: str
     api_key_pepper_previous: tuple[str, ...]
     api_key_rehash: bool
+    api_key_cache_seconds: int
     auth_failure_limit: int
     auth_failure_window: int
     api_key_expiry_days_student: int

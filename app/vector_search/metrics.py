@@ -100,6 +100,16 @@ class Metrics:
         )
         for reason in ("memory_ceiling", "redis_full", "error"):
             self.cache_writes_skipped.labels(reason=reason)
+        self.api_key_cache = Counter(
+            "vector_search_api_key_cache_total",
+            "API key lookups by result: hit (a successful lookup reused for up to "
+            "API_KEY_CACHE_SECONDS), miss (looked up in the database); none while the "
+            "cache is off",
+            ["result"],
+            registry=r,
+        )
+        for result in ("hit", "miss"):
+            self.api_key_cache.labels(result=result)
         self.embedder_errors = Counter(
             "vector_search_embedder_errors_total",
             "Failed embedder requests",
@@ -134,6 +144,9 @@ class Metrics:
 
     def record_cache(self, cache: str, result: str) -> None:
         self.cache.labels(cache=cache, result=result).inc()
+
+    def record_key_cache(self, result: str) -> None:
+        self.api_key_cache.labels(result=result).inc()
 
     def record_cache_write_skipped(self, reason: str) -> None:
         self.cache_writes_skipped.labels(reason=reason).inc()

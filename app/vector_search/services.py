@@ -11,6 +11,7 @@ from vector_search.cache import Cache, create_client
 from vector_search.config import Settings
 from vector_search.db import create_pool
 from vector_search.embedder import OllamaEmbedder
+from vector_search.key_cache import KeyCache
 from vector_search.keys import KeyStats
 from vector_search.metrics import Metrics
 from vector_search.retrievers import make as make_retriever
@@ -26,6 +27,7 @@ class Services:
     engine: SearchEngine
     metrics: Metrics
     auth_failures: AuthFailures
+    key_cache: KeyCache
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -51,6 +53,9 @@ class Services:
                 settings.cache_namespace,
                 settings.auth_failure_limit,
                 settings.auth_failure_window,
+            ),
+            key_cache=KeyCache(
+                settings.api_key_cache_seconds, metrics.record_key_cache
             ),
         )
 

@@ -91,6 +91,9 @@ def base_env(
         # the app's default is off; these tests also exercise anonymous searches
         "ANONYMOUS_ENABLED": "true",
         "ANONYMOUS_RATE_LIMIT": "10000",
+        # tests revoke, expire and re-pepper keys and expect it at once;
+        # test_app_key_cache.py tests the API key cache (default 5 s)
+        "API_KEY_CACHE_SECONDS": "0",
         "HEALTH_CACHE_TTL": "0",
         "CHUNK_TOKENS": "120",
         "CHUNK_OVERLAP": "20",

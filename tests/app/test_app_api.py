@@ -193,27 +193,43 @@ def test_cache_hit_and_invalidation(
 
 
 def test_cache_key_uses_the_capped_max_results(
-    client: FlaskClient, api_keys: dict[str, str]
+    client: FlaskClient,
+    app: Flask,
+    api_keys: dict[str, str],
+    postgres: Postgres,
+    main_db: str,
 ) -> None:
-    """A student's searches run with at most 20 results: asking for 50 or 100
-    is the same search and shares one cache entry; asking for fewer is not."""
+    """A student's searches run with at most 20 results: two students asking
+    for 50 and 100 run the same search and share one cache entry in Redis;
+    asking for fewer is another entry."""
+    with owner_connection(postgres, main_db) as conn:
+        _, other_student = create_key(conn, "student", "test-student-2")
+    services = app.extensions["vector_search"]
+    pattern = f"{services.settings.cache_namespace}:search:*"
 
-    def ask(max_results: int) -> dict:
+    def entries() -> int:
+        return len(list(services.cache.client.scan_iter(match=pattern)))
+
+    def ask(max_results: int, key: str) -> dict:
         body = {
             "query": "where can I print on campus",
             "config": {"max_results": max_results, "similarity_threshold": -1},
         }
-        return search(client, body, api_keys["student"]).json
+        return search(client, body, key).json
 
-    first = ask(50)
+    assert entries() == 0
+    first = ask(50, api_keys["student"])
     assert first["from_cache"] is False and first["max_results"] == 20
-    second = ask(100)
+    assert entries() == 1
+    second = ask(100, other_student)
     assert second["from_cache"] is True and second["max_results"] == 20
     assert second["results"] == first["results"]
-    assert ask(20)["from_cache"] is True
-    fewer = ask(5)
+    assert ask(20, other_student)["from_cache"] is True
+    assert entries() == 1
+    fewer = ask(5, api_keys["student"])
     assert fewer["from_cache"] is False and fewer["max_results"] == 5
     assert fewer["count"] <= 5
+    assert entries() == 2
 
 
 def test_admin_cache_clear(

@@ -41,6 +41,8 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "## 4. Relevance on Cranfield",
         "### Lexical latency vs corpus size",
         "## 5. Hybrid query cost",
+        "## 6. The app's fixed cost per request",
+        "cached/uncached latency ratio through the app: ",
     ):
         assert heading in report
     assert "Not run" not in report
@@ -60,6 +62,10 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "| HNSW top-10 alone |",
         "| hybrid SQL before issue 15 |",
         "| hybrid SQL (service) |",
+        "| full | cached | 30 |",
+        "| default | uncached | 30 |",
+        "| no limiter | cached | 30 |",
+        "| API key lookup, in place |",
     ):
         assert row in report, row
     assert "Machine:" in report and "reproduce" in report

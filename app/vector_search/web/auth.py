@@ -4,6 +4,8 @@ Authentication runs before the rate limiter (which needs the principal), so it
 limits its own failures: a token that cannot be a key is refused without a
 database lookup, and a client address with AUTH_FAILURE_LIMIT failures in
 AUTH_FAILURE_WINDOW gets 429 before any lookup (vector_search.auth_failures).
+A key found active is remembered for API_KEY_CACHE_SECONDS
+(vector_search.key_cache): revocation reaches this process within that time.
 """
 
 from __future__ import annotations
@@ -73,11 +75,15 @@ def authenticate(services: Services) -> None:
     token = token.strip()
     if scheme.lower() != "bearer" or not well_formed(token):
         raise _failed(services, "malformed")
-    found = run_in_transaction(
-        services.pool,
-        lambda conn: authenticate_key(conn, token, Peppers.from_settings(settings)),
-        settings.database_statement_timeout_ms,
-        settings.database_retry_seconds,
+    found = services.key_cache.authenticate(
+        token,
+        settings.api_key_pepper,
+        lambda: run_in_transaction(
+            services.pool,
+            lambda conn: authenticate_key(conn, token, Peppers.from_settings(settings)),
+            settings.database_statement_timeout_ms,
+            settings.database_retry_seconds,
+        ),
     )
     if not found.ok:
         raise _failed(services, found.status)
