@@ -21,7 +21,14 @@ def _tier_playbooks() -> list[Path]:
 
 def test_site_imports_tier_playbooks() -> None:
     names = {p.stem for p in _tier_playbooks()}
-    assert {"postgresql", "pgbouncer", "redis", "ollama", "app", "loadbalancer"} <= names
+    assert {
+        "postgresql",
+        "pgbouncer",
+        "redis",
+        "ollama",
+        "app",
+        "loadbalancer",
+    } <= names
 
 
 def test_each_tier_playbook_is_named_and_tagged_after_its_group() -> None:
@@ -45,4 +52,6 @@ def test_docs_name_only_existing_tags() -> None:
                 continue
             tag = line.split("--tags ", 1)[1].split()[0].rstrip("`),.;")
             for name in tag.split(","):
-                assert name in tags, f"{doc.name}: '--tags {name}' is no play's tag: {line.strip()}"
+                assert name in tags, (
+                    f"{doc.name}: '--tags {name}' is no play's tag: {line.strip()}"
+                )
