@@ -251,6 +251,7 @@ def _run(tmp_path: Path, inventory: dict[str, Any]) -> subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",

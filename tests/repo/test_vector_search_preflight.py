@@ -48,6 +48,7 @@ def run_preflight(
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     (tmp_path / "ansible.cfg").write_text(
         f"[defaults]\nroles_path = {ROOT / 'roles'}\nretry_files_enabled = False\n"
+        f"filter_plugins = {ROOT / 'filter_plugins'}\n"
         "interpreter_python = auto_silent\n"
     )
     env = {
