@@ -39,7 +39,7 @@ from vector_search.cache import create_client
 from vector_search.config import load_settings
 from vector_search.db import run_in_transaction
 from vector_search.keys import Peppers, authenticate_key, create_key
-from vector_search.services import Services
+from vector_search.runtime import Services
 
 from bench import lab
 from bench.labside import percentile

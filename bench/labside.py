@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = drop_corpus(conn)
         result["cache"] = _bump_generation(settings)
     elif command == "drive":
-        from vector_search.services import build_engine
+        from vector_search.runtime import build_engine
 
         job = json.load(sys.stdin)
         result = drive_psycopg(

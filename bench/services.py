@@ -16,8 +16,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 from vector_search.config import Settings, load_settings
 from vector_search.migrations import migrate
+from vector_search.runtime import build_engine
 from vector_search.search import SearchEngine
-from vector_search.services import build_engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "app"))

@@ -35,7 +35,7 @@ from vector_search.embedding_columns import NEXT, PRIMARY, load_columns
 from vector_search.errors import EmbedderUnavailable
 from vector_search.ingest import Ingestor, IngestSummary
 from vector_search.migrations import LATEST_VERSION, MigrationError, migrate
-from vector_search.services import Services
+from vector_search.runtime import Services
 from vector_search.web.app import create_app
 from vs_services import (
     CORPUS,

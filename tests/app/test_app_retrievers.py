@@ -105,7 +105,7 @@ from pgvector.psycopg import register_vector
 import vector_search
 from vector_search.config import SETTINGS, load_settings
 from vector_search.search import Filters, SearchRequest
-from vector_search.services import build_engine
+from vector_search.runtime import build_engine
 
 given = json.load(sys.stdin)
 settings = load_settings(environ=given["env"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from vector_search.config import Settings
-from vector_search.services import Services
+from vector_search.runtime import Services
 from vector_search.web import (
     admin_routes,
     health,

@@ -15,7 +15,7 @@ from flask import g, request
 from vector_search.access import KEY_ROLES, Principal, anonymous_role
 from vector_search.db import run_in_transaction
 from vector_search.keys import Peppers, authenticate_key, well_formed
-from vector_search.services import Services
+from vector_search.runtime import Services
 from vector_search.web.errors import ApiError
 
 PUBLIC_ENDPOINTS = {

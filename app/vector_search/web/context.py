@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from vector_search.services import Services
+from vector_search.runtime import Services
 
 _EXTENSION = "vector_search"
 

@@ -28,7 +28,7 @@ from vector_search.embedding_columns import searchable_column
 from vector_search.errors import DependencyUnavailable, EmbedderError
 from vector_search.keys import Peppers, lookup_key, well_formed
 from vector_search.migrations import LATEST_VERSION
-from vector_search.services import Services
+from vector_search.runtime import Services
 from vector_search.web.context import current_services
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -10,8 +10,8 @@ from flask_limiter import Limiter
 
 from vector_search.cache import digest
 from vector_search.db import run_in_transaction
+from vector_search.runtime import Services
 from vector_search.search import public_result
-from vector_search.services import Services
 from vector_search.web.auth import current_principal
 from vector_search.web.context import current_services
 from vector_search.web.ratelimit import role_limit

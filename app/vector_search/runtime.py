@@ -1,4 +1,5 @@
-"""The long-lived objects an API process uses, built from settings."""
+"""The long-lived objects an API process uses (pool, Redis cache, embedder, engine,
+metrics), built from settings: the process's runtime, not systemd services."""
 
 from __future__ import annotations
 
