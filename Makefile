@@ -16,7 +16,7 @@ REQS := requirements.txt $(wildcard requirements-dev.txt) $(wildcard app/pyproje
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install host packages (python3-venv, docker.io, debootstrap, redis-server)
+deps: ## Install host packages (python3-venv, docker.io, debootstrap, redis-server, the bench's documentation packages)
 	@scripts/host-deps.sh
 
 # The app's runtime dependencies go in first, exactly as the role deploys them

@@ -1,7 +1,9 @@
 """Section 5 (issue 15): what one hybrid search costs PostgreSQL, side by side
 with the HNSW top-10 query alone.
 
-Three paths on one database per corpus size, one connection (one backend) each:
+Three paths on one database per corpus and size (the synthetic corpus with the
+Cranfield queries, the real-text one with its own questions, ``bench/realtext.py``),
+one connection (one backend) each:
 - ``HNSW top-10 alone``: ``ORDER BY embedding <=> q LIMIT 10`` with the
   caller's clearance filter, in a transaction with the service's HNSW settings
   (``SearchEngine.prepare``: ``hnsw.ef_search`` 100, iterative scan);
@@ -55,13 +57,14 @@ class CostRow:
     p50_ms: float
     p95_ms: float
     parallel_workers: int | None = None  # launched during the path's queries
+    corpus: str = "synthetic"  # or "real text" (bench/realtext.py)
 
 
 @dataclass
 class CostRun:
     rows: list[CostRow] = field(default_factory=list)
-    # chunks -> (queries whose results were identical old vs new, queries)
-    identical: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # (corpus, chunks) -> (queries whose results were identical old vs new, queries)
+    identical: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     cpu_source: str = ""
     settings: dict[str, str] = field(default_factory=dict)
 
@@ -224,6 +227,7 @@ def run(
 ) -> CostRun:
     result = CostRun()
     for corpus in corpora:
+        label = getattr(corpus, "corpus", "synthetic")
         rows, identical, source = measure(
             stack,
             corpus.settings,
@@ -235,8 +239,10 @@ def run(
             threshold,
             rounds,
         )
+        for row in rows:
+            row.corpus = label
         result.rows += rows
-        result.identical[corpus.chunks] = identical
+        result.identical[(label, corpus.chunks)] = identical
         result.cpu_source = source
     s = corpora[0].settings if corpora else None
     if s is not None:

@@ -39,6 +39,9 @@ from bench.labside import CORPUS_VERSION, SOURCE, Drive, drive, percentile
 from bench.services import Stack, engine_for, free_port
 
 DEPARTMENTS = [f"dept-{i}" for i in range(10)]
+# the corpora's labels in the report (bench/realtext.py builds the real-text one)
+SYNTHETIC = "synthetic"
+REAL_TEXT = "real text"
 # a cosine similarity every result passes: the synthetic vectors are unrelated
 # to the query embeddings, and the default threshold (0.2) would return nothing
 ALL_RESULTS_THRESHOLD = -1.0
@@ -207,12 +210,14 @@ def load_synthetic_chunks(
 
 @dataclass
 class Corpus:
-    """A database holding the first ``chunks`` synthetic chunks, indexes built."""
+    """A database holding the first ``chunks`` chunks of a corpus (synthetic or
+    real text), indexes built."""
 
     settings: Settings
     chunks: int
     load_s: float
     index_s: dict[str, float]
+    corpus: str = SYNTHETIC
 
 
 def synthetic_corpus(

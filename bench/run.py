@@ -22,17 +22,33 @@ from typing import Any
 if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg
+from pgvector.psycopg import register_vector
 from vector_search.access import KEY_ROLES
 from vector_search.cache import Cache, create_client
 from vector_search.config import load_settings
 from vector_search.keys import create_key
 
-from bench import cost, cranfield, fixed, lab, perf, relevance
+from bench import (
+    cost,
+    cranfield,
+    embcache,
+    exactbm25,
+    fixed,
+    lab,
+    perf,
+    realtext,
+    relevance,
+)
 from bench import report as markdown
 from bench.embcache import CachingEmbedder
-from bench.services import Stack, stack
+from bench.services import Stack, engine_for, stack
 
-SECTIONS = ("relevance", "index", "throughput", "ingestion", "cost", "fixed")
+SECTIONS = ("relevance", "index", "throughput", "ingestion", "cost", "fixed", "overlap")
+# sections that run on the corpora of every --sizes
+ON_SIZES = {"throughput", "cost", "overlap"}
+# sections that run on the real-text corpus too
+ON_REAL_TEXT = {"cost", "overlap"}
 
 
 @dataclass
@@ -40,6 +56,19 @@ class CorpusRow:
     chunks: int
     load_s: float
     index_s: dict[str, float]
+    corpus: str = perf.SYNTHETIC
+
+
+@dataclass
+class RealTextBuild:
+    """How the real-text corpus was read (bench/realtext.py)."""
+
+    seconds: float  # reading + chunking every document, or reading the cache
+    cached: bool
+    documents: int
+    chunks: int  # read; the corpora take the first --sizes of them
+    complete: bool = True  # every page read (else enough of them for --sizes)
+    packages: list[str] = field(default_factory=list)  # "name version"
 
 
 @dataclass
@@ -55,6 +84,9 @@ class Report:
     ingestion: list[perf.IngestRow] = field(default_factory=list)
     cost: cost.CostRun | None = None
     fixed: fixed.FixedRun | None = None
+    real_corpora: list[CorpusRow] = field(default_factory=list)
+    realtext: RealTextBuild | None = None
+    overlap: list[exactbm25.OverlapRow] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     load: dict[str, float] = field(
         default_factory=dict
@@ -281,7 +313,7 @@ def run(args: argparse.Namespace) -> Report:
             report.seconds["relevance"] = time.perf_counter() - began
         dims = [int(d) for d in args.ann_dims.split(",")]
         corpora: dict[int, perf.Corpus] = {}
-        on_sizes = {"throughput", "cost"} & set(args.sections)
+        on_sizes = ON_SIZES & set(args.sections)
         wanted = set(args.sizes) if on_sizes else set()
         if "fixed" in args.sections:
             wanted.add(min(args.sizes))
@@ -297,16 +329,36 @@ def run(args: argparse.Namespace) -> Report:
                 CorpusRow(c.chunks, c.load_s, c.index_s) for c in corpora.values()
             ]
             report.seconds["corpus"] = time.perf_counter() - began
+        real: dict[int, perf.Corpus] = {}
+        if ON_REAL_TEXT & set(args.sections):
+            section("real-text corpus")
+            began = time.perf_counter()
+            real = real_text_corpora(st, args, report)
+            report.seconds["real-text corpus"] = time.perf_counter() - began
+        n_queries = 20 if args.quick else 50
+        real_queries = list(realtext.QUERIES[:n_queries])
         if "cost" in args.sections:
             section("cost")
             began = time.perf_counter()
             report.cost = hybrid_cost(
-                st,
-                [corpora[s] for s in sorted(args.sizes)],
-                queries[: 20 if args.quick else 50],
-                args,
+                st, [corpora[s] for s in sorted(args.sizes)], queries[:n_queries], args
             )
+            real_cost = hybrid_cost(
+                st, [real[s] for s in sorted(args.sizes)], real_queries, args
+            )
+            report.cost.rows += real_cost.rows
+            report.cost.identical.update(real_cost.identical)
             report.seconds["cost"] = time.perf_counter() - began
+        if "overlap" in args.sections:
+            section("overlap")
+            began = time.perf_counter()
+            for size in sorted(args.sizes):
+                for corpus, query_set in (
+                    (corpora[size], queries[:n_queries]),
+                    (real[size], real_queries),
+                ):
+                    report.overlap.append(lexical_overlap(st, corpus, query_set))
+            report.seconds["overlap"] = time.perf_counter() - began
         if "throughput" in args.sections:
             section("throughput")
             began = time.perf_counter()
@@ -337,6 +389,76 @@ def run(args: argparse.Namespace) -> Report:
             report.ingestion = perf.ingestion(st, docs[-args.ingest_docs :], Path(tmp))
             report.seconds["ingestion"] = time.perf_counter() - began
     return report
+
+
+def real_text_corpora(
+    st: Stack, args: argparse.Namespace, report: Report
+) -> dict[int, perf.Corpus]:
+    """The real-text corpus at every --sizes (bench/realtext.py), read once
+    (or from the disk cache) and loaded into one database per size."""
+    settings = st.settings("postgres", **args.overrides)
+    built = realtext.build(
+        settings.chunk_tokens,
+        settings.chunk_overlap,
+        embcache.cache_dir(),
+        max(args.sizes),
+    )
+    available = realtext.chunk_count(built.docs)
+    report.realtext = RealTextBuild(
+        built.seconds,
+        built.cached,
+        len(built.docs),
+        available,
+        built.complete,
+        realtext.package_versions(realtext.PACKAGES),
+    )
+    print(
+        f"bench: real text: {len(built.docs)} documents, {available} chunks"
+        f"{'' if built.complete else ' (enough for --sizes)'}, "
+        f"{'from the cache' if built.cached else 'read and chunked'} in {built.seconds:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    if available < max(args.sizes):
+        raise SystemExit(
+            f"bench: the real-text corpus has {available} chunks, fewer than --sizes "
+            f"asks ({max(args.sizes)}); see bench/realtext.py for its sources"
+        )
+    corpora = {}
+    for size in sorted(args.sizes):
+        corpora[size] = realtext.corpus(st, built, size, args.overrides)
+        c = corpora[size]
+        report.real_corpora.append(
+            CorpusRow(c.chunks, c.load_s, c.index_s, perf.REAL_TEXT)
+        )
+    return corpora
+
+
+def lexical_overlap(
+    st: Stack, corpus: perf.Corpus, queries: list[str]
+) -> exactbm25.OverlapRow:
+    """overlap@10 of the service's lexical top 10 with exact BM25, as the
+    bench's caller (role academic)."""
+    settings = corpus.settings
+    embedder = CachingEmbedder(settings)
+    try:
+        vectors = [list(map(float, v)) for v in embedder.embed(queries)]
+    finally:
+        embedder.close()
+    role = KEY_ROLES[lab.ROLE]
+    with psycopg.connect(st.app_dsn(settings.database_name), autocommit=True) as conn:
+        register_vector(conn)
+        return exactbm25.measure(
+            conn,
+            engine_for(settings),
+            corpus.corpus,
+            corpus.chunks,
+            queries,
+            vectors,
+            role.clearance_level,
+            settings.bm25_k1,
+            settings.bm25_b,
+        )
 
 
 def index_accuracy(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what `make test` and `make lab` need on a fresh Debian 12+/Ubuntu
 # 24.04 machine: Python venv support, Docker engine, debootstrap, and the
-# servers the app's tests start themselves (Redis). Idempotent.
+# servers the app's tests start themselves (Redis), and the documentation the
+# bench's real-text corpus is built from. Idempotent.
 set -euo pipefail
 log() { printf 'host-deps: %s\n' "$*" >&2; }
 
@@ -15,6 +16,13 @@ for pair in python3:python3 make:make git:git curl:curl openssl:openssl \
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# The bench's real-text corpus (bench/realtext.py PACKAGES): documentation that
+# Debian packages ship (manuals' HTML, man pages; ~40 MB to download).
+for pkg in postgresql-doc python3-doc sqlite3-doc python-django-doc python-sqlalchemy-doc \
+           python-flask-doc git-doc nodejs-doc bind9-doc bash-doc debian-reference-en \
+           manpages manpages-dev perl-doc libssl-doc; do
+  [ "$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || need+=("$pkg")
+done
 
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
