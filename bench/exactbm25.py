@@ -129,11 +129,11 @@ def service_top(
 ) -> list[int]:
     """The service's lexical top ``k``: the retriever's CTE alone, as the hybrid
     SQL embeds it (``lex AS MATERIALIZED``, its rows ranked by score, then id),
-    with the engine's own parameters and HNSW-free transaction settings."""
+    with the engine's own parameters and transaction settings. Both lists score
+    the text the retriever scores (``parse_operators(query).text``: a Cranfield
+    question's "-dash" is not a word to exclude here), under the caller's
+    clearance filter alone, as the relevance section runs the retriever."""
     request = SearchRequest(query, config=QueryConfig(max_results=k))
-    operators = parse_operators(query)
-    if operators.phrases or operators.excluded:
-        raise ValueError(f"plain queries only, not operators: {query!r}")
     sql = (
         f"WITH lex AS MATERIALIZED ({engine.retriever.cte(filter_predicate(request.filters))}\n) "
         "SELECT id FROM lex ORDER BY lex_score DESC, id LIMIT %(top)s"

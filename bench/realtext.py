@@ -1,24 +1,23 @@
 """A real-text corpus for the bench (issue 15), built at bench time from the
 documentation Debian packages ship; none of its text is in the repository.
 
-Sources, in this order before shuffling (``make deps`` installs the packages):
+Sources (``HTML_SOURCES``, ``MAN_PACKAGES``; ``make deps`` installs ``PACKAGES``):
+the HTML manuals of PostgreSQL, Python, SQLite, Django, SQLAlchemy, Flask, git,
+Node.js, BIND, bash and the Debian reference, read by the app's HTML loader
+(index pages and Sphinx's source listings left out), and the man pages of
+manpages, manpages-dev, perl-doc and libssl-doc (the files ``dpkg -L`` lists),
+their roff stripped to text here (``man_text``). ~6,000 pages, ~108k chunks.
 
-- the PostgreSQL manual's HTML (``postgresql-doc``: ``/usr/share/doc/postgresql-doc-N/html``,
-  the newest N installed), read by the app's HTML loader;
-- the Python manual's HTML (``python3-doc``: ``/usr/share/doc/python3-doc/html``), same loader;
-- the man pages of ``manpages`` and ``manpages-dev`` (the files ``dpkg -L`` lists: sections 2-7,
-  the Linux system calls, C library and file formats), their roff stripped to text here.
-
-Index pages (lists of names, not prose) are left out. Each document is chunked by
-the app's chunker with the service's ``CHUNK_TOKENS``/``CHUNK_OVERLAP`` and its
-title as every chunk's heading, as ``vector-search ingest`` stores it. The
-documents are shuffled with a fixed seed, so a smaller corpus is a prefix of a
-larger one mixing every source (the 10k corpus is the first 10k chunks of the
-100k one), and cut at exactly the size asked for (the last document keeps the
-chunks that fit).
+Each page is chunked by the app's chunker with the service's
+``CHUNK_TOKENS``/``CHUNK_OVERLAP`` and its title as every chunk's heading, as
+``vector-search ingest`` stores it. The pages are shuffled with a fixed seed and
+read in that order until enough chunks are read, so a smaller corpus is a prefix
+of a larger one mixing every source (the 10k corpus is the first 10k chunks of
+the 100k one), cut at exactly the size asked for (the last document keeps the
+chunks that fit). What was read is cached on disk (``build``).
 
 Rows get the synthetic corpus's columns and patterns (``bench.perf``): document d
-in shuffled order has department ``dept-(d % 10)``, clearance level ``1 + d % 3``,
+in that order has department ``dept-(d % 10)``, clearance level ``1 + d % 3``,
 chunks of priority 3. Vectors are the synthetic corpus's clustered unit vectors,
 not embeddings of the text: the stand-in embeds ~8 chunks/s on this machine's 2
 cores, ~3.5 hours for 100k chunks, which no ``make bench`` can afford (the

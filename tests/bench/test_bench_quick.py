@@ -43,6 +43,8 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "## 5. Hybrid query cost",
         "## 6. The app's fixed cost per request",
         "cached/uncached latency ratio through the app: ",
+        "## 7. Lexical retriever vs exact BM25",
+        "## Acceptance (issue 15)",
     ):
         assert heading in report
     assert "Not run" not in report
@@ -66,6 +68,9 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
         "| default | uncached | 30 |",
         "| no limiter | cached | 30 |",
         "| API key lookup, in place |",
+        "| real text | 5000 | hybrid SQL (service) |",
+        "| synthetic | 5000 | bm25 |",
+        "| real text | 5000 | bm25 |",
     ):
         assert row in report, row
     assert "Machine:" in report and "reproduce" in report
@@ -75,3 +80,13 @@ def test_quick_mode_reports_every_section(tmp_path: Path) -> None:
     assert "bench: total " in result.stderr
     # the old and the new hybrid SQL return the same results on every query
     assert "results identical old vs new for 20 of 20 queries" in report
+    # the report ends with the acceptance list, one line per figure
+    tail = report.rstrip("\n").splitlines()[-5:]
+    assert [line.rsplit(": ", 1)[0] for line in tail] == [
+        "- hybrid/KNN CPU ratio at 5000 chunks (synthetic)",
+        "- hybrid/KNN CPU ratio at 5000 chunks (real text)",
+        "- lexical overlap@10 with exact BM25 at 5000 chunks (synthetic)",
+        "- lexical overlap@10 with exact BM25 at 5000 chunks (real text)",
+        "- Cranfield hybrid nDCG@10",
+    ]
+    assert "not measured" not in "\n".join(tail)

@@ -183,5 +183,8 @@ def test_service_lexical_list_measured_against_it(corpus: Any) -> None:
         B,
     )
     assert (row.queries, row.empty, row.overlap10, row.perfect) == (2, 1, 1.0, 2)
-    with pytest.raises(ValueError, match="plain queries"):
-        exactbm25.service_top(conn, engine, 'cat -dog "fish bird"', 5, vector)
+    # operators: both sides score the text the retriever scores, "-dog" dropped
+    with_operators = exactbm25.service_top(conn, engine, 'cat -dog "fish"', 5, vector)
+    exact = _top(conn, 'cat -dog "fish"', 5)
+    assert with_operators == [i for i, _ in exact]
+    assert ids["dog dog dog bird"] not in with_operators
