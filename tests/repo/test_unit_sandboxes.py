@@ -13,17 +13,24 @@ from pathlib import Path
 
 import jinja2
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = {
-    "postgresql": ROOT / "roles/postgresql/templates/hardening.conf.j2",
-    "node_exporter": ROOT / "roles/node_exporter/templates/hardening.conf.j2",
-    "postgres_exporter": ROOT / "roles/postgres_exporter/templates/hardening.conf.j2",
-    "pgbouncer_exporter": ROOT / "roles/pgbouncer_exporter/templates/hardening.conf.j2",
-    "redis_exporter": ROOT / "roles/redis_exporter/templates/hardening.conf.j2",
-    "nginx_exporter": ROOT / "roles/nginx_exporter/templates/hardening.conf.j2",
-    "prometheus": ROOT / "roles/prometheus/templates/hardening.conf.j2",
+POSTGRESQL_TEMPLATE = ROOT / "roles/postgresql/templates/hardening.conf.j2"
+# Every other sandbox is the internal role's drop-in (tasks_from: hardening),
+# rendered with the inputs its caller passes.
+SANDBOX_TEMPLATE = ROOT / "roles/internal/templates/sandbox.conf.j2"
+CALLERS = {
+    "node_exporter": "roles/node_exporter/tasks/main.yml",
+    "postgres_exporter": "roles/postgres_exporter/tasks/main.yml",
+    "pgbouncer_exporter": "roles/pgbouncer_exporter/tasks/main.yml",
+    "redis_exporter": "roles/redis_exporter/tasks/main.yml",
+    "nginx_exporter": "roles/nginx_exporter/tasks/main.yml",
+    "prometheus": "roles/prometheus/tasks/prometheus.yml",
+    "alertmanager": "roles/prometheus/tasks/alertmanager.yml",
+    "blackbox_exporter": "roles/prometheus/tasks/blackbox.yml",
 }
+UNITS = ["postgresql", *CALLERS]
 # Units whose service user is postgres.
 POSTGRES_USER = {"postgresql", "pgbouncer_exporter"}
 SHARED = [
@@ -50,25 +57,61 @@ SHARED = [
 ]
 
 
-def render(role: str, **variables: object) -> list[str]:
-    """The drop-in's directive lines (comments dropped), rendered with Jinja."""
+def _environment() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters["bool"] = bool
-    text = env.from_string(TEMPLATES[role].read_text()).render(
-        ansible_managed="managed",
-        _postgresql_unit_mdwe=variables.get("mdwe", True),
-        _postgresql_archive_read_write_paths=["/var/lib/pgbackrest"],
-        _postgresql_unit_read_write_paths=["/var/lib/postgresql"],
-        _prometheus_sandbox={
-            "service": "prometheus",
-            "paths": ["/var/lib/prometheus/metrics2"],
-            "why": "test",
-        },
+    return env
+
+
+def sandbox_inputs(unit: str) -> dict[str, object]:
+    """The internal role's defaults overridden by what the unit's role passes
+    to its import of the internal role (the hardening inputs only)."""
+    inputs = yaml.safe_load((ROOT / "roles/internal/defaults/main.yml").read_text())
+    tasks = yaml.safe_load((ROOT / CALLERS[unit]).read_text())
+    imports = [
+        task.get("vars", {})
+        for task in tasks
+        if task.get("ansible.builtin.import_role", {}).get("name") == "internal"
+        and any(key.startswith("internal_hardening_") for key in task.get("vars", {}))
+    ]
+    assert len(imports) == 1, f"{unit}: expected one import of the internal sandbox"
+    inputs.update(
+        (key, value)
+        for key, value in imports[0].items()
+        if key.startswith("internal_hardening_")
     )
+    return inputs
+
+
+def _placeholder(key: str, value: object) -> object:
+    return f"/placeholder/{key}" if "{{" in str(value) else value
+
+
+def render(unit: str, **variables: object) -> list[str]:
+    """The drop-in's directive lines (comments dropped), rendered with Jinja."""
+    env = _environment()
+    if unit == "postgresql":
+        template = POSTGRESQL_TEMPLATE.read_text()
+        context: dict[str, object] = {
+            "_postgresql_unit_mdwe": variables.get("mdwe", True),
+            "_postgresql_archive_read_write_paths": ["/var/lib/pgbackrest"],
+            "_postgresql_unit_read_write_paths": ["/var/lib/postgresql"],
+        }
+    else:
+        template = SANDBOX_TEMPLATE.read_text()
+        # Expressions naming the caller's variables (service, enabled flag,
+        # storage paths) stand in as placeholders.
+        context = {
+            key: [_placeholder(key, item) for item in value]
+            if isinstance(value, list)
+            else _placeholder(key, value)
+            for key, value in sandbox_inputs(unit).items()
+        }
+    text = env.from_string(template).render(ansible_managed="managed", **context)
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
-@pytest.mark.parametrize("role", sorted(TEMPLATES))
+@pytest.mark.parametrize("role", UNITS)
 def test_every_sandbox_has_the_shared_directives(role: str) -> None:
     lines = render(role)
     missing = [d for d in SHARED if d not in lines]
