@@ -67,6 +67,9 @@ def sandbox_inputs(unit: str) -> dict[str, object]:
     """The internal role's defaults overridden by what the unit's role passes
     to its import of the internal role (the hardening inputs only)."""
     inputs = yaml.safe_load((ROOT / "roles/internal/defaults/main.yml").read_text())
+    # An exporter passes its service to the exporter entry point, which
+    # passes it on to hardening.
+    inputs["internal_hardening_service"] = f"{unit}-unit"
     tasks = yaml.safe_load((ROOT / CALLERS[unit]).read_text())
     imports = [
         task.get("vars", {})
