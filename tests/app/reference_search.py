@@ -3,8 +3,8 @@ verbatim as a reference: tests compare the service's SQL with it (same rows,
 same scores) and the benchmark's cost section measures both side by side.
 
 Only the two pieces that changed are kept; everything else is the service's own
-``SearchEngine.sql``, and the term statistics are the service's too (per
-clearance level since migration 7: ``QUERY_TERMS``), so the comparison is about
+``SearchEngine.sql``, and the BM25 candidates and term statistics are the
+service's too (``Bm25Retriever.candidates_sql``), so the comparison is about
 the SQL's shape:
 - ``LegacyBm25Retriever.cte``: unnests every candidate's whole tsvector
   (~60 lexemes each) to score the few query lexemes;
@@ -15,34 +15,18 @@ the SQL's shape:
 
 from __future__ import annotations
 
-from vector_search.retrievers import QUOTED_LEXEME
-from vector_search.retrievers.bm25 import QUERY_TERMS, Bm25Retriever
+from vector_search.retrievers.bm25 import Bm25Retriever
 from vector_search.search import SearchEngine
 
 __all__ = ["LegacyBm25Retriever", "LegacySearchEngine", "legacy_engine"]
 
 
 class LegacyBm25Retriever(Bm25Retriever):
-    """Bm25Retriever with its pre-issue-15 CTE."""
+    """Bm25Retriever with its pre-issue-15 scoring (the service's candidates)."""
 
     def cte(self, filters_sql: str) -> str:
         return f"""
-        WITH query_terms AS ({QUERY_TERMS}
-        ), selective AS (
-            -- rarest lexemes first, while the chunks they can match stay under the cap
-            SELECT lexeme
-            FROM (SELECT lexeme, doc_freq,
-                         sum(doc_freq) OVER (ORDER BY doc_freq, lexeme) AS running
-                  FROM query_terms) AS r
-            WHERE running - doc_freq < %(bm25_max_candidates)s
-        ), query_ts AS (
-            SELECT (string_agg({QUOTED_LEXEME}, ' | '))::tsquery AS query FROM selective
-        ), matches AS MATERIALIZED (
-            SELECT c.id, c.tsv, c.token_count
-            FROM document_chunks c, query_ts
-            WHERE query_ts.query IS NOT NULL AND c.tsv @@ query_ts.query AND {filters_sql}
-            LIMIT %(bm25_max_candidates)s
-        )
+        WITH {self.candidates_sql(filters_sql)}
         SELECT m.id,
                sum(t.idf * (e.tf * (%(bm25_k1)s + 1))
                    / (e.tf + %(bm25_k1)s * (1 - %(bm25_b)s

@@ -435,3 +435,56 @@ def test_migration_7_fills_the_level_statistics_of_a_live_corpus(
     _ingest(postgres, db, settings, source)
     with owner_connection(postgres, db) as conn:
         _assert_stats_exact(conn)
+
+
+def test_chunks_sharing_two_rare_words_are_candidates_above_the_budget(
+    postgres: Postgres, fresh_db: tuple[str, SettingsFactory], tmp_path: Path
+) -> None:
+    """Above the budget, half of it goes to chunks holding two of the rarest
+    query lexemes: the chunks holding both 'wombat' and 'quokka' (each word
+    common) are scored although the rarest word 'axolotl' fills its half."""
+    db, factory = fresh_db
+    settings = factory()
+    source = tmp_path / "corpus"
+    source.mkdir()
+    texts = (  # in ingestion order: the chunks holding both words come last
+        ["Axolotl care notes."] * 3
+        + ["Wombat burrow maps."] * 4
+        + ["Quokka island visit."] * 4
+        + ["Wombat and quokka survey results."] * 2
+    )
+    for number, text in enumerate(texts):
+        (source / f"doc{number:02d}.md").write_text(
+            f"---\nid: doc{number:02d}\ntitle: Note {number}\nclearance_level: 1\n---\n{text}\n"
+        )
+    _ingest(postgres, db, settings, source)
+    query = "axolotl wombat quokka"
+    with owner_connection(postgres, db) as conn:
+        both = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM document_chunks WHERE tsv @@ 'wombat & quokka'::tsquery"
+            )
+        }
+        axolotl = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM document_chunks WHERE tsv @@ 'axolotl'::tsquery"
+            )
+        }
+        for cap in (6, 100):
+            retriever = Bm25Retriever(max_candidates=cap)
+            sql = (
+                f"SELECT id FROM ({retriever.cte(filter_predicate(Filters()))}) AS lex"
+            )
+            params = {
+                "query": query,
+                "tsconfig": "english",
+                "candidates": 100,
+                "clearance": 5,
+                **retriever.params(),
+            }
+            got = {r[0] for r in conn.execute(sql, params).fetchall()}  # type: ignore[arg-type]
+            assert len(got) <= cap
+            assert both <= got, (cap, got)
+            assert got & axolotl, (cap, got)
