@@ -111,6 +111,24 @@ def indexes_built_after(
     conn.execute(f"ANALYZE {table}")
 
 
+# The bench corpora's chunk rows, written by binary COPY (synthetic and real text).
+CHUNK_COPY = (
+    "COPY document_chunks (document_id, chunk_number, heading, text, content_hash, embedding, "
+    "department, priority, clearance_level) FROM STDIN WITH (FORMAT BINARY)"
+)
+CHUNK_COPY_TYPES = [
+    "int8",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "vector",
+    "text",
+    "int2",
+    "int2",
+]
+
+
 # -- synthetic text corpus (lexical scaling, throughput, 384-dim index accuracy) ---------
 def word_sampler(docs: list[cranfield.Doc]) -> Callable[[random.Random, int], str]:
     """Words drawn from Cranfield's word frequencies (the same draws as
@@ -170,23 +188,8 @@ def load_synthetic_chunks(
                 (SOURCE, [f"syn-{d}" for d in docs]),
             ).fetchall()
         )
-        with conn.cursor().copy(
-            "COPY document_chunks (document_id, chunk_number, heading, text, content_hash, embedding, "
-            "department, priority, clearance_level) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(
-                [
-                    "int8",
-                    "int4",
-                    "text",
-                    "text",
-                    "text",
-                    "vector",
-                    "text",
-                    "int2",
-                    "int2",
-                ]
-            )
+        with conn.cursor().copy(CHUNK_COPY) as copy:
+            copy.set_types(CHUNK_COPY_TYPES)
             for d in docs:
                 vecs = clustered_vectors(10, dim, np.random.default_rng(d), middle)
                 for n in range(10):

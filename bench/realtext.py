@@ -47,6 +47,8 @@ from vector_search.chunking import chunk_text
 from vector_search.loaders import load_file
 
 from bench.perf import (
+    CHUNK_COPY,
+    CHUNK_COPY_TYPES,
     DEPARTMENTS,
     REAL_TEXT,
     Corpus,
@@ -620,23 +622,8 @@ def load_chunks(
                 "SELECT external_id, id FROM documents WHERE source = %s", (SOURCE,)
             ).fetchall()
         )
-        with conn.cursor().copy(
-            "COPY document_chunks (document_id, chunk_number, heading, text, content_hash, embedding, "
-            "department, priority, clearance_level) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(
-                [
-                    "int8",
-                    "int4",
-                    "text",
-                    "text",
-                    "text",
-                    "vector",
-                    "text",
-                    "int2",
-                    "int2",
-                ]
-            )
+        with conn.cursor().copy(CHUNK_COPY) as copy:
+            copy.set_types(CHUNK_COPY_TYPES)
             for d, c in enumerate(corpus):
                 vecs = vectors(d, len(c.chunks))
                 for n, text in enumerate(c.chunks):
